@@ -1,0 +1,44 @@
+#pragma once
+
+#include <ev.h>
+
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_async: wakes a loop from another thread or a signal handler.
+//
+// Sends are coalesced: many send() calls before the loop notices may give one callback, but every
+// send() is followed by at least one callback that starts after it. Keeps its loop alive while
+// active, like every active watcher.
+//
+// Thread-safety: send() and sent() are for ANY thread and for signal handlers; everything else is
+// for the loop thread. The object must outlive every send() made on it.
+class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
+ public:
+  // Active on construction. Loop thread.
+  Async(Loop& loop, Callback callback);
+  // Created stopped; start() it later. Loop thread.
+  Async(Loop& loop, deferred_t, Callback callback);
+  // Stops the watcher; a send that was not processed yet is dropped, never delivered.
+  ~Async() override = default;
+
+  // ANY thread and signal handlers: one libev call, no lock, no allocation. Harmless (and
+  // delivers nothing) while stopped or after the Loop is gone.
+  void send() noexcept {
+    EVCXX_TSAN_RELEASE(&watcher_);
+    ev_async_send(raw_loop_, &watcher_);
+  }
+  // ANY thread: a send() has not been processed by the loop yet.
+  bool sent() const noexcept { return __atomic_load_n(&watcher_.sent, __ATOMIC_ACQUIRE) != 0; }
+
+  static constexpr int event_mask = EV_ASYNC;
+  static constexpr auto native_start = &ev_async_start;
+  static constexpr auto native_stop = &ev_async_stop;
+};
+
+}  // namespace evcxx

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "evcxx/export.hpp"
+
+namespace evcxx {
+
+// Thrown when libev itself fails (for example ev_loop_new() finding no usable backend).
+// System calls that fail with an errno throw std::system_error instead.
+class EVCXX_API Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace evcxx

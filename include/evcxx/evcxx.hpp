@@ -1,0 +1,8 @@
+#pragma once
+
+// The whole evcxx API.
+#include "evcxx/async.hpp"
+#include "evcxx/error.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/waitable_event.hpp"
+#include "evcxx/watcher.hpp"

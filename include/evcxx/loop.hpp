@@ -1,0 +1,241 @@
+#pragma once
+
+#include <ev.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+
+#include "evcxx/export.hpp"
+
+namespace evcxx {
+
+namespace detail {
+class WatcherLink;
+}
+
+// libev's clock: ev_time(), wall-clock seconds as a double. Timestamps from ev_now() use it.
+struct Clock {
+  using rep = double;
+  using period = std::ratio<1>;
+  using duration = std::chrono::duration<double>;
+  using time_point = std::chrono::time_point<Clock, duration>;
+  static constexpr bool is_steady = false;
+  static time_point now() noexcept { return time_point(duration(ev_time())); }
+};
+
+// A libev timestamp (double seconds since the epoch) as a typed time point.
+using Timestamp = Clock::time_point;
+
+// How run() runs: ev_run()'s flags.
+enum class Run : int {
+  until_done = 0,         // until no active watchers remain or the loop is broken
+  once = EVRUN_ONCE,      // one iteration, blocking until at least one event
+  nowait = EVRUN_NOWAIT,  // one iteration, never blocking
+};
+
+// How break_loop() breaks: ev_break()'s argument.
+enum class Break : int {
+  cancel = EVBREAK_CANCEL,  // undo an earlier break
+  one = EVBREAK_ONE,        // the innermost run() returns
+  all = EVBREAK_ALL,        // every nested run() returns
+};
+
+// One libev backend.
+enum class Backend : unsigned {
+  select = EVBACKEND_SELECT,
+  poll = EVBACKEND_POLL,
+  epoll = EVBACKEND_EPOLL,
+  kqueue = EVBACKEND_KQUEUE,
+  devpoll = EVBACKEND_DEVPOLL,
+  port = EVBACKEND_PORT,
+  linuxaio = EVBACKEND_LINUXAIO,
+  iouring = EVBACKEND_IOURING,
+};
+
+// A set of backends, as the supported / recommended / embeddable queries return them.
+class Backends {
+ public:
+  constexpr Backends() noexcept = default;
+  constexpr Backends(Backend b) noexcept
+      : bits_(static_cast<unsigned>(b)) {}  // NOLINT: a set of one
+  static constexpr Backends from_raw(unsigned bits) noexcept { return Backends(bits, 0); }
+  constexpr unsigned raw() const noexcept { return bits_; }
+  constexpr bool contains(Backend b) const noexcept {
+    return (bits_ & static_cast<unsigned>(b)) != 0;
+  }
+  constexpr bool empty() const noexcept { return bits_ == 0; }
+  friend constexpr Backends operator|(Backends a, Backends b) noexcept {
+    return Backends(a.bits_ | b.bits_, 0);
+  }
+  friend constexpr Backends operator&(Backends a, Backends b) noexcept {
+    return Backends(a.bits_ & b.bits_, 0);
+  }
+  friend constexpr bool operator==(Backends a, Backends b) noexcept { return a.bits_ == b.bits_; }
+  friend constexpr bool operator!=(Backends a, Backends b) noexcept { return a.bits_ != b.bits_; }
+
+ private:
+  constexpr Backends(unsigned bits, int) noexcept : bits_(bits) {}
+  unsigned bits_ = 0;
+};
+
+constexpr Backends operator|(Backend a, Backend b) noexcept {
+  return Backends(a) | Backends(b);
+}
+
+// Flags for a new loop: ev_loop_new()'s argument, typed. Combine with |, or take raw bits.
+class LoopFlags {
+ public:
+  constexpr LoopFlags() noexcept = default;  // EVFLAG_AUTO: libev picks the backend
+  constexpr LoopFlags(Backends b) noexcept : bits_(b.raw()) {}  // NOLINT: only these backends
+  constexpr LoopFlags(Backend b) noexcept : bits_(static_cast<unsigned>(b)) {}  // NOLINT
+  static constexpr LoopFlags from_raw(unsigned bits) noexcept { return LoopFlags(bits, 0); }
+  static constexpr LoopFlags noenv() noexcept { return LoopFlags(EVFLAG_NOENV, 0); }
+  static constexpr LoopFlags forkcheck() noexcept { return LoopFlags(EVFLAG_FORKCHECK, 0); }
+  static constexpr LoopFlags noinotify() noexcept { return LoopFlags(EVFLAG_NOINOTIFY, 0); }
+  static constexpr LoopFlags signalfd() noexcept { return LoopFlags(EVFLAG_SIGNALFD, 0); }
+  static constexpr LoopFlags nosigmask() noexcept { return LoopFlags(EVFLAG_NOSIGMASK, 0); }
+  static constexpr LoopFlags notimerfd() noexcept { return LoopFlags(EVFLAG_NOTIMERFD, 0); }
+  constexpr unsigned raw() const noexcept { return bits_; }
+  constexpr Backends backends() const noexcept {
+    return Backends::from_raw(bits_ & EVBACKEND_MASK);
+  }
+  friend constexpr LoopFlags operator|(LoopFlags a, LoopFlags b) noexcept {
+    return LoopFlags(a.bits_ | b.bits_, 0);
+  }
+
+ private:
+  constexpr LoopFlags(unsigned bits, int) noexcept : bits_(bits) {}
+  unsigned bits_ = EVFLAG_AUTO;
+};
+
+// libev's version, as linked at run time.
+struct Version {
+  int major;
+  int minor;
+};
+
+// One libev event loop, owned or borrowed.
+//
+// Thread-safety: a Loop belongs to the thread that runs it ("the loop thread"); every member is
+// for that thread (or for any one thread while the loop is not running) unless its comment says
+// ANY thread. Watchers are created, started, stopped and destroyed on the loop thread too.
+class EVCXX_API Loop {
+ public:
+  // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one.
+  Loop();
+  // A new loop with these flags and backends. Throws evcxx::Error if libev cannot create one
+  // (for example when none of the requested backends is supported).
+  explicit Loop(LoopFlags flags);
+  // Wraps a loop created elsewhere (ev_loop_new, ev_default_loop or foreign code); the Loop never
+  // destroys it. Throws std::invalid_argument on nullptr.
+  explicit Loop(struct ev_loop* borrowed);
+  // The process default loop, ev_default_loop(0): the only loop that supports Child watchers.
+  // Created on first use; never destroyed. Throws evcxx::Error if libev cannot create it.
+  static Loop& default_loop();
+
+  // Detaches every watcher still attached (each becomes inactive; see watcher.hpp), drops tasks
+  // that were posted but never run, runs Cleanup watchers and destroys an owned loop. Must not
+  // run inside this loop's run().
+  ~Loop();
+
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Runs the loop (ev_run). Returns true when it returned with watchers still active, i.e. it was
+  // broken or stopped. If a callback or posted task threw, the loop is broken after the events
+  // already due have run, and run() rethrows the first such exception; the loop stays usable.
+  bool run(Run how = Run::until_done);
+  // ev_break: makes the innermost (or every) run() return after the current iteration.
+  // Loop thread only; use stop() from anywhere else.
+  void break_loop(Break how = Break::one) noexcept;
+  // ANY thread, and async-signal-safe: the current run() returns soon; if the loop is not
+  // running, the next run() returns after one iteration.
+  void stop() noexcept;
+  // ANY thread (not signal handlers): runs task on the loop thread, in FIFO order per producer
+  // thread. Tasks posted before run() are run by it. A throwing task is handled like a throwing
+  // callback. Throws std::invalid_argument for an empty task.
+  void post(std::function<void()> task);
+
+  // The underlying loop, for code that already uses libev. ANY thread.
+  struct ev_loop* native() const noexcept {
+    return loop_;
+  }
+  // True when this Loop created its ev_loop and will destroy it. ANY thread.
+  bool owns_loop() const noexcept { return owned_; }
+  // True for ev_default_loop()'s loop. ANY thread.
+  bool is_default() const noexcept;
+
+  // The time of the current iteration (ev_now) and its refresh (ev_now_update).
+  Timestamp now() const noexcept { return Timestamp(Clock::duration(ev_now(loop_))); }
+  void update_now() noexcept { ev_now_update(loop_); }
+  // ev_suspend / ev_resume: pause timers across a process suspension. Called in pairs.
+  void suspend() noexcept { ev_suspend(loop_); }
+  void resume() noexcept { ev_resume(loop_); }
+  // Number of loop iterations so far, and how deeply run() is nested right now.
+  unsigned iteration() const noexcept { return ev_iteration(loop_); }
+  unsigned depth() const noexcept { return ev_depth(loop_); }
+  // Number of watchers with an event waiting for its callback.
+  unsigned pending_count() const noexcept { return ev_pending_count(loop_); }
+  // Runs the pending callbacks now (ev_invoke_pending); rethrows the first exception one threw.
+  void invoke_pending();
+  // The backend in use.
+  Backend backend() const noexcept { return static_cast<Backend>(ev_backend(loop_)); }
+  // Call in the child after fork() before using the loop there (ev_loop_fork).
+  void fork() noexcept { ev_loop_fork(loop_); }
+  // ev_ref / ev_unref: whether an active watcher keeps run() from returning.
+  void ref() noexcept { ev_ref(loop_); }
+  void unref() noexcept { ev_unref(loop_); }
+  // Latency/throughput trade-offs (ev_set_io_collect_interval / ev_set_timeout_collect_interval).
+  // Throw std::invalid_argument for a negative or NaN interval.
+  void set_io_collect_interval(std::chrono::duration<double> interval);
+  void set_timeout_collect_interval(std::chrono::duration<double> interval);
+  // ev_verify: checks libev's internal consistency (aborts inside libev if it is broken).
+  void verify() noexcept { ev_verify(loop_); }
+
+  // Running the loop under the user's own mutex (libev's ev_set_loop_release_cb): release runs
+  // before the loop blocks, acquire after it wakes. Both or neither; empty functions uninstall.
+  // They take over ev_userdata() of the loop. Must not throw (an exception is captured and
+  // rethrown by run()).
+  void set_release_hooks(std::function<void()> release, std::function<void()> acquire);
+  // Replaces how pending callbacks are invoked (ev_set_invoke_pending_cb); the hook normally
+  // locks something and calls invoke_pending(). An empty function restores libev's default.
+  void set_invoke_pending_hook(std::function<void(Loop&)> hook);
+
+  // The first exception a callback threw that no run()/invoke_pending() has rethrown yet, taken
+  // out of the loop; for code that drives native() with ev_run() itself.
+  std::exception_ptr take_exception() noexcept;
+
+  // Backend queries (ev_supported_backends, ev_recommended_backends, ev_embeddable_backends).
+  static Backends supported_backends() noexcept {
+    return Backends::from_raw(ev_supported_backends());
+  }
+  static Backends recommended_backends() noexcept {
+    return Backends::from_raw(ev_recommended_backends());
+  }
+  static Backends embeddable_backends() noexcept {
+    return Backends::from_raw(ev_embeddable_backends());
+  }
+  // The libev this program runs with (ev_version_major / ev_version_minor).
+  static Version version() noexcept { return Version{ev_version_major(), ev_version_minor()}; }
+
+  // Called by watchers and tasks on the loop thread: remember the first exception, break the loop.
+  void capture_exception(std::exception_ptr error) noexcept;
+
+ private:
+  struct Impl;
+  friend class detail::WatcherLink;
+  Loop(struct ev_loop* loop, bool owned);
+  void rethrow_captured();
+  void on_wakeup() noexcept;
+
+  struct ev_loop* loop_;
+  bool owned_;
+  std::unique_ptr<Impl> impl_;
+  detail::WatcherLink* watchers_ = nullptr;  // intrusive list of attached watchers
+  std::exception_ptr error_;
+};
+
+}  // namespace evcxx

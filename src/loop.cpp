@@ -1,0 +1,242 @@
+#include "evcxx/loop.hpp"
+
+#include <cmath>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "evcxx/error.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// What post() and stop() need: one ev_async that does not keep the loop alive, and the queue.
+struct Loop::Impl {
+  ev_async wakeup;
+  std::atomic<bool> stop_requested{false};
+  std::mutex queue_mutex;
+  std::vector<std::function<void()>> queue;    // guarded by queue_mutex
+  std::vector<std::function<void()>> running;  // loop thread: the batch being run
+  std::function<void()> release_hook;
+  std::function<void()> acquire_hook;
+  std::function<void(Loop&)> invoke_hook;
+  bool destroying = false;
+};
+
+namespace {
+
+Loop& loop_of(struct ev_loop* loop) noexcept {
+  return *static_cast<Loop*>(ev_userdata(loop));
+}
+
+void check_interval(std::chrono::duration<double> interval, const char* what) {
+  if (std::isnan(interval.count()) || interval.count() < 0) {
+    throw std::invalid_argument(std::string("evcxx: ") + what +
+                                " must be a non-negative number of seconds");
+  }
+}
+
+}  // namespace
+
+Loop::Loop() : Loop(LoopFlags()) {}
+
+Loop::Loop(LoopFlags flags) : Loop(ev_loop_new(flags.raw()), true) {}
+
+Loop::Loop(struct ev_loop* borrowed) : Loop(borrowed, false) {}
+
+Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
+  if (loop_ == nullptr) {
+    if (owned) {
+      throw Error(
+          "evcxx: ev_loop_new() failed: none of the requested backends is usable here "
+          "(see Loop::supported_backends()), or the process is out of file descriptors");
+    }
+    throw std::invalid_argument("evcxx: Loop(ev_loop*) needs a loop, not nullptr");
+  }
+  if (detail::detached_loop() == nullptr) {
+    if (owned_) ev_loop_destroy(loop_);
+    throw Error("evcxx: could not create the internal placeholder loop (out of memory)");
+  }
+  try {
+    impl_ = std::make_unique<Impl>();
+  } catch (...) {
+    if (owned_) ev_loop_destroy(loop_);
+    throw;
+  }
+  ev_async_init(&impl_->wakeup, [](struct ev_loop*, ev_async* w, int) noexcept {
+    EVCXX_TSAN_ACQUIRE(w);
+    static_cast<Loop*>(w->data)->on_wakeup();
+  });
+  impl_->wakeup.data = this;
+  ev_set_priority(&impl_->wakeup, EV_MAXPRI);
+  ev_async_start(loop_, &impl_->wakeup);
+  ev_unref(loop_);  // the wakeup alone never keeps run() from returning
+}
+
+Loop& Loop::default_loop() {
+  // Never destroyed: watchers and other threads may use it until the very end of the process.
+  static Loop* const instance = [] {
+    struct ev_loop* loop = ev_default_loop(0);
+    if (loop == nullptr) {
+      throw Error("evcxx: ev_default_loop() failed: no usable backend (check LIBEV_FLAGS)");
+    }
+    return new Loop(loop, false);
+  }();
+  return *instance;
+}
+
+Loop::~Loop() {
+  impl_->destroying = true;
+  for (detail::WatcherLink* w = watchers_; w != nullptr;) {
+    detail::WatcherLink* next = w->next_;
+    if (!(owned_ && w->detach_after_loop_destroy())) {
+      if (w->prev_ != nullptr)
+        w->prev_->next_ = next;
+      else
+        watchers_ = next;
+      if (next != nullptr) next->prev_ = w->prev_;
+      w->detach(true);
+    }
+    w = next;
+  }
+  ev_ref(loop_);
+  ev_async_stop(loop_, &impl_->wakeup);
+  if (owned_) ev_loop_destroy(loop_);  // runs the Cleanup watchers still attached
+  while (watchers_ != nullptr) {
+    detail::WatcherLink* w = watchers_;
+    watchers_ = w->next_;
+    w->detach(false);
+  }
+}
+
+bool Loop::is_default() const noexcept {
+  return ev_is_default_loop(loop_) != 0;
+}
+
+bool Loop::run(Run how) {
+  rethrow_captured();
+  const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
+  rethrow_captured();
+  return active;
+}
+
+void Loop::break_loop(Break how) noexcept {
+  ev_break(loop_, static_cast<int>(how));
+}
+
+void Loop::stop() noexcept {
+  impl_->stop_requested.store(true, std::memory_order_release);
+  EVCXX_TSAN_RELEASE(&impl_->wakeup);
+  ev_async_send(loop_, &impl_->wakeup);
+}
+
+void Loop::post(std::function<void()> task) {
+  if (!task) throw std::invalid_argument("evcxx: Loop::post() needs a callable task, not empty");
+  {
+    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
+    impl_->queue.push_back(std::move(task));
+  }
+  EVCXX_TSAN_RELEASE(&impl_->wakeup);
+  ev_async_send(loop_, &impl_->wakeup);
+}
+
+void Loop::on_wakeup() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
+    impl_->running.swap(impl_->queue);
+  }
+  // Tasks posted by these tasks go to the next batch, so one busy producer cannot starve I/O.
+  for (auto& task : impl_->running) {
+    try {
+      task();
+    } catch (...) {
+      capture_exception(std::current_exception());
+    }
+  }
+  impl_->running.clear();
+  if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
+    ev_break(loop_, EVBREAK_ONE);
+  }
+}
+
+void Loop::invoke_pending() {
+  ev_invoke_pending(loop_);
+  rethrow_captured();
+}
+
+void Loop::set_io_collect_interval(std::chrono::duration<double> interval) {
+  check_interval(interval, "the io collect interval");
+  ev_set_io_collect_interval(loop_, interval.count());
+}
+
+void Loop::set_timeout_collect_interval(std::chrono::duration<double> interval) {
+  check_interval(interval, "the timeout collect interval");
+  ev_set_timeout_collect_interval(loop_, interval.count());
+}
+
+void Loop::set_release_hooks(std::function<void()> release, std::function<void()> acquire) {
+  if (static_cast<bool>(release) != static_cast<bool>(acquire)) {
+    throw std::invalid_argument(
+        "evcxx: set_release_hooks() needs both release and acquire, or neither");
+  }
+  impl_->release_hook = std::move(release);
+  impl_->acquire_hook = std::move(acquire);
+  if (!impl_->release_hook) {
+    ev_set_loop_release_cb(loop_, nullptr, nullptr);
+    return;
+  }
+  ev_set_userdata(loop_, this);
+  ev_set_loop_release_cb(
+      loop_,
+      [](struct ev_loop* l) noexcept {
+        Loop& self = loop_of(l);
+        try {
+          self.impl_->release_hook();
+        } catch (...) {
+          self.capture_exception(std::current_exception());
+        }
+      },
+      [](struct ev_loop* l) noexcept {
+        Loop& self = loop_of(l);
+        try {
+          self.impl_->acquire_hook();
+        } catch (...) {
+          self.capture_exception(std::current_exception());
+        }
+      });
+}
+
+void Loop::set_invoke_pending_hook(std::function<void(Loop&)> hook) {
+  impl_->invoke_hook = std::move(hook);
+  if (!impl_->invoke_hook) {
+    ev_set_invoke_pending_cb(loop_, ev_invoke_pending);
+    return;
+  }
+  ev_set_userdata(loop_, this);
+  ev_set_invoke_pending_cb(loop_, [](struct ev_loop* l) noexcept {
+    Loop& self = loop_of(l);
+    try {
+      self.impl_->invoke_hook(self);
+    } catch (...) {
+      self.capture_exception(std::current_exception());
+    }
+  });
+}
+
+std::exception_ptr Loop::take_exception() noexcept {
+  return std::exchange(error_, nullptr);
+}
+
+void Loop::capture_exception(std::exception_ptr error) noexcept {
+  if (impl_->destroying) return;  // nobody is left to rethrow it to
+  if (!error_) error_ = std::move(error);
+  ev_break(loop_, EVBREAK_ONE);
+}
+
+void Loop::rethrow_captured() {
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+}  // namespace evcxx
