@@ -16,7 +16,9 @@ namespace evcxx {
 // libev reaps every child of the process (waitpid(-1, ...)) while the default loop runs, watched
 // or not: do not call waitpid() yourself for children it may see. Start the watcher before the
 // loop next runs after fork()/posix_spawn(), i.e. in the same callback or before run(): a child
-// that exits before any watcher for it exists has its status reaped and lost.
+// that exits before any watcher for it exists has its status reaped and lost. Create the default
+// loop before the first fork(): libev installs its SIGCHLD handler then, and a child that exits
+// earlier is noticed only at the next SIGCHLD.
 //
 // libev never stops a child watcher on its own: stop it in the callback once the child has
 // terminated, or the loop stays alive. libev handles child events at EV_MAXPRI and resets the
