@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <evcxx/async.hpp>
@@ -121,4 +123,13 @@ TEST(Fork, DeferredStartsStoppedAndStoppedWatchersDoNotRun) {
     return calls == 1 ? 0 : 11;
   });
   EXPECT_EQ(child, 0);
+}
+
+TEST(Fork, StartingAfterItsLoopIsGoneIsALogicError) {
+  auto loop = std::make_unique<Loop>();
+  Fork watcher(*loop, [] {});
+  loop.reset();
+  EXPECT_FALSE(watcher.active());
+  EXPECT_THROW(watcher.start(), std::logic_error);
+  EXPECT_THROW(watcher.feed(), std::logic_error);
 }
