@@ -215,8 +215,10 @@ class EVCXX_API Loop {
   static Backends recommended_backends() noexcept {
     return Backends::from_raw(ev_recommended_backends());
   }
+  // Without io_uring: libev (4.33) lists it as embeddable, but an io_uring loop has no backend
+  // descriptor and ev_embed_start() aborts on it.
   static Backends embeddable_backends() noexcept {
-    return Backends::from_raw(ev_embeddable_backends());
+    return Backends::from_raw(ev_embeddable_backends() & ~unsigned{EVBACKEND_IOURING});
   }
   // The libev this program runs with (ev_version_major / ev_version_minor).
   static Version version() noexcept { return Version{ev_version_major(), ev_version_minor()}; }

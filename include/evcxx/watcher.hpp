@@ -88,7 +88,8 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   void stop() noexcept {
     if (attached()) self().stop_native();
   }
-  bool active() const noexcept { return ev_is_active(&watcher_) != 0; }
+  // False once detached: libev leaves Cleanup watchers marked active when it destroys a loop.
+  bool active() const noexcept { return attached() && ev_is_active(&watcher_) != 0; }
   bool pending() const noexcept { return ev_is_pending(&watcher_) != 0; }
   int priority() const noexcept { return ev_priority(&watcher_); }
   // Throws std::out_of_range outside [EV_MINPRI, EV_MAXPRI], std::logic_error while active or

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <ev.h>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_fork: runs in a child process after fork(), once the child has told its loop with
+// Loop::fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The callback
+// runs at the start of the loop's next iteration, before it waits for events, and only in the
+// process where Loop::fork() was called. An active Fork keeps its loop alive.
+//
+// Thread-safety: every member is for the loop thread.
+class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
+ public:
+  // Active on construction. Loop thread.
+  Fork(Loop& loop, Callback callback);
+  // Created stopped; start() it later. Loop thread.
+  Fork(Loop& loop, deferred_t, Callback callback);
+  ~Fork() override = default;
+
+  static constexpr int event_mask = EV_FORK;
+  static constexpr auto native_start = &ev_fork_start;
+  static constexpr auto native_stop = &ev_fork_stop;
+};
+
+}  // namespace evcxx

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <ev.h>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_periodic: a timer on the wall clock (Clock, like Timestamp) rather than on elapsed time, so
+// it follows changes of the system time. Three modes:
+//  - at a Timestamp: fires once when the wall clock reaches it, then stops;
+//  - offset and interval: fires whenever the wall clock reads offset + N * interval (offset 0s,
+//    interval 1h fires on every full hour, UTC);
+//  - a reschedule rule: a function that returns the next time to fire after `now`.
+// The callback runs only once its time has passed. An active Periodic keeps its loop alive.
+//
+// Thread-safety: every member is for the loop thread.
+class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
+ public:
+  using Duration = std::chrono::duration<double>;
+  // Returns the next time to fire, no earlier than `now`.
+  //
+  // libev calls the rule from inside its own bookkeeping (when the watcher starts, when it
+  // fires, after a time jump and on Loop::resume()), so the rule must not start, stop, set or
+  // destroy any watcher, nor run the loop: it may only read (at(), the clock, its own state).
+  // To stop the watcher, return a time far in the future and stop it from its callback.
+  // An exception thrown by the rule, or a returned time that is NaN or before `now`, is rethrown
+  // by start()/again()/set() when one of them called the rule, and otherwise by run(); the
+  // watcher then stays active but will not fire until it is restarted.
+  using RescheduleRule = std::function<Timestamp(Periodic&, Timestamp now)>;
+
+  // Fires once at `at`. Throws std::invalid_argument unless `at` is finite. Active on
+  // construction.
+  Periodic(Loop& loop, Timestamp at, Callback callback);
+  Periodic(Loop& loop, deferred_t, Timestamp at, Callback callback);
+  // Fires at every offset + N * interval. Throws std::invalid_argument unless interval is
+  // positive and finite and offset is non-negative and finite.
+  Periodic(Loop& loop, Duration offset, Duration interval, Callback callback);
+  Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callback callback);
+  // Fires when `rule` says. Throws std::invalid_argument for an empty rule, and rethrows what the
+  // rule throws when the constructor starts the watcher.
+  Periodic(Loop& loop, RescheduleRule rule, Callback callback);
+  Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callback callback);
+  ~Periodic() override;
+
+  // Change the mode or its parameters; an active watcher is restarted. Same checks as the
+  // constructors; on an exception the watcher keeps its previous parameters (and, for a rule
+  // that throws on restart, is left stopped).
+  void set(Timestamp at);
+  void set(Duration offset, Duration interval);
+  void set(RescheduleRule rule);
+
+  // Stops and restarts the watcher, recomputing its next time (ev_periodic_again): for a rule
+  // whose answer changed. Throws std::logic_error if its Loop is gone, or what the rule throws.
+  void again();
+
+  // When an active watcher fires next (ev_periodic_at); meaningless while stopped.
+  Timestamp at() const noexcept { return Timestamp(Duration(ev_periodic_at(&watcher_))); }
+  // The parameters as given (offset doubles as the absolute time in the one-shot mode; both are
+  // zero in the rule mode).
+  Duration offset() const noexcept { return Duration(watcher_.offset); }
+  Duration interval() const noexcept { return Duration(watcher_.interval); }
+  bool has_rule() const noexcept { return static_cast<bool>(rule_); }
+
+  static constexpr int event_mask = EV_PERIODIC;
+  static constexpr auto native_start = &ev_periodic_start;
+  static constexpr auto native_stop = &ev_periodic_stop;
+
+ private:
+  friend class Watcher<Periodic, ev_periodic, void()>;
+
+  void start_native();
+  // Runs a libev call that may call the rule; rethrows the rule's failure here.
+  template <class LibevCall>
+  void call_rule_through(LibevCall&& call);
+  void reject_inside_rule(const char* operation) const;
+  static ev_tstamp reschedule_trampoline(ev_periodic* w, ev_tstamp now) noexcept;
+
+  RescheduleRule rule_;
+  bool in_rule_ = false;
+  std::exception_ptr* rule_error_ = nullptr;  // set while start()/again() can call the rule
+};
+
+}  // namespace evcxx

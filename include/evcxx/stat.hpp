@@ -1,0 +1,75 @@
+#pragma once
+
+#include <ev.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <string>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_stat: changes of a path's attributes (lstat(2)): creation, deletion, size, times, owner,
+// mode, inode. Starting the watcher records the current attributes; the callback runs when they
+// differ from the ones recorded last, and then attr() holds the new ones and prev() the old.
+//
+// The path need not exist: exists() tells, and "exists" to "does not exist" is a change like any
+// other. libev uses inotify where it can and otherwise polls every `interval` (zero lets libev
+// choose, about five seconds; it polls at most every 0.1 s). Times are compared in whole seconds,
+// so two changes within one second that alter nothing else may be reported as one.
+// stat() is a blocking system call: avoid network file systems.
+//
+// The Stat keeps its own copy of the path, as libev needs it for as long as the watcher exists.
+//
+// Thread-safety: every member is for the loop thread.
+class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
+ public:
+  using Duration = std::chrono::duration<double>;
+
+  // Watches `path`, polling every `interval` when inotify cannot be used (zero: libev's default).
+  // The path should be absolute (a relative one follows the working directory of the moment).
+  // Throws std::invalid_argument for a negative, NaN or infinite interval, an empty path, a path
+  // ending in '/', containing "." or ".." components or a NUL byte (libev cannot watch those).
+  // Active on construction.
+  Stat(Loop& loop, std::string path, Duration interval, Callback callback);
+  Stat(Loop& loop, std::string path, Callback callback);
+  Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callback callback);
+  Stat(Loop& loop, deferred_t, std::string path, Callback callback);
+  ~Stat() override;
+
+  // Watches another path (or polls at another interval); an active watcher is restarted, which
+  // records the new path's attributes. Same checks as the constructor.
+  void set(std::string path, Duration interval = Duration::zero());
+
+  // The attributes recorded last (by start(), stat() or a detected change) and, after a change,
+  // the ones before it. Zero-filled until the watcher first starts or stat() runs; when the path
+  // could not be stat'ed st_nlink is 0 and the other fields are unspecified.
+  const struct stat& attr() const noexcept { return watcher_.attr; }
+  const struct stat& prev() const noexcept { return watcher_.prev; }
+  // attr() describes an existing path / prev() did.
+  bool exists() const noexcept { return watcher_.attr.st_nlink != 0; }
+  bool existed() const noexcept { return watcher_.prev.st_nlink != 0; }
+
+  // Refreshes attr() now (ev_stat_stat), e.g. after changing the path yourself so that the
+  // watcher does not report your own change. Works on a stopped watcher too.
+  void stat() noexcept { ev_stat_stat(raw_loop_, &watcher_); }
+
+  const std::string& path() const noexcept { return path_; }
+  // The polling interval as given (zero: libev's default).
+  Duration interval() const noexcept { return interval_; }
+
+  static constexpr int event_mask = EV_STAT;
+  static constexpr auto native_start = &ev_stat_start;
+  static constexpr auto native_stop = &ev_stat_stop;
+
+ private:
+  void configure() noexcept;
+
+  std::string path_;
+  Duration interval_;
+};
+
+}  // namespace evcxx

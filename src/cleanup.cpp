@@ -1,0 +1,15 @@
+#include "evcxx/cleanup.hpp"
+
+#include <utility>
+
+namespace evcxx {
+
+Cleanup::Cleanup(Loop& loop, Callback callback) : Cleanup(loop, deferred, std::move(callback)) {
+  start();
+}
+
+Cleanup::Cleanup(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+  ev_cleanup_set(&watcher_);
+}
+
+}  // namespace evcxx

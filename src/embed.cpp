@@ -1,0 +1,153 @@
+#include "evcxx/embed.hpp"
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace evcxx {
+
+// Membership in the inner Loop's watcher list, so that the inner Loop's destruction stops the
+// Embed before libev would keep polling a backend descriptor that no longer exists.
+class Embed::InnerLink final : public detail::WatcherLink {
+ public:
+  InnerLink(Loop& inner, Embed& embed) : WatcherLink(inner), embed_(embed) {}
+  Loop* inner() const noexcept { return loop_; }
+
+ private:
+  void stop_for_detach() noexcept override { embed_.stop(); }
+
+  Embed& embed_;
+};
+
+namespace {
+
+std::string backend_name(unsigned backend) {
+  switch (backend) {
+    case EVBACKEND_SELECT:
+      return "select";
+    case EVBACKEND_POLL:
+      return "poll";
+    case EVBACKEND_EPOLL:
+      return "epoll";
+    case EVBACKEND_KQUEUE:
+      return "kqueue";
+    case EVBACKEND_DEVPOLL:
+      return "devpoll";
+    case EVBACKEND_PORT:
+      return "port";
+    case EVBACKEND_LINUXAIO:
+      return "linuxaio";
+    case EVBACKEND_IOURING:
+      return "iouring";
+    default:
+      return "backend " + std::to_string(backend);
+  }
+}
+
+}  // namespace
+
+Embed::Embed(Loop& loop, Loop& inner, Callback callback)
+    : Embed(loop, deferred, inner, std::move(callback)) {
+  start();
+}
+
+Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callback callback) : Watcher(loop, Callback()) {
+  check_inner(inner);
+  set_callback(std::move(callback));
+  inner_link_ = std::make_unique<InnerLink>(inner, *this);
+  ev_embed_set(&watcher_, inner.native());
+}
+
+Embed::~Embed() {
+  stop();  // before inner_link_ goes away
+}
+
+void Embed::set(Loop& inner) {
+  check_inner(inner);
+  auto link = std::make_unique<InnerLink>(inner, *this);
+  restart_with([&] {
+    inner_link_ = std::move(link);
+    ev_embed_set(&watcher_, inner.native());
+  });
+}
+
+void Embed::set_callback(Callback callback) {
+  Watcher::set_callback(sweeping(std::move(callback)));
+}
+
+void Embed::sweep() {
+  require_attached("Embed::sweep()");
+  Loop* const inner_loop = inner();
+  if (inner_loop == nullptr) {
+    throw std::logic_error(
+        "evcxx: Embed::sweep() after its inner Loop was destroyed; set() a live inner loop");
+  }
+  ev_embed_sweep(raw_loop_, &watcher_);
+  // Only the inner loop from here on: an inner callback may have destroyed this Embed.
+  if (std::exception_ptr error = inner_loop->take_exception()) std::rethrow_exception(error);
+}
+
+Loop* Embed::inner() const noexcept {
+  return inner_link_ != nullptr ? inner_link_->inner() : nullptr;
+}
+
+void Embed::start_native() {
+  if (inner() == nullptr) {
+    throw std::logic_error(
+        "evcxx: Embed::start() after its inner Loop was destroyed; set() a live inner loop");
+  }
+  ev_embed_start(raw_loop_, &watcher_);
+  forward_inner_exceptions(true);
+}
+
+void Embed::stop_native() noexcept {
+  forward_inner_exceptions(false);
+  ev_embed_stop(raw_loop_, &watcher_);
+}
+
+void Embed::forward_inner_exceptions(bool on) noexcept {
+  // libev runs the inner loop from its own prepare watcher too, outside any sweep(): only a hook
+  // around every inner invocation sees all exceptions, and the outer loop must rethrow them.
+  if (hooked_inner_ != nullptr) {
+    hooked_inner_->set_invoke_pending_hook({});
+    hooked_inner_ = nullptr;
+  }
+  Loop* const inner_loop = inner();
+  if (!on || inner_loop == nullptr || loop_ == nullptr) return;
+  Loop* const outer = loop_;
+  try {
+    inner_loop->set_invoke_pending_hook([outer](Loop& inner) {
+      // A callback below may stop the Embed, which destroys this hook: copy what we need first.
+      Loop* const target = outer;
+      ev_invoke_pending(inner.native());
+      if (std::exception_ptr error = inner.take_exception()) {
+        target->capture_exception(std::move(error));
+      }
+    });
+    hooked_inner_ = inner_loop;
+  } catch (...) {
+    // Out of memory for the hook: sweep() still rethrows what it sees.
+  }
+}
+
+Embed::Callback Embed::sweeping(Callback callback) {
+  if (callback) return callback;
+  return [this] { sweep(); };
+}
+
+void Embed::check_inner(const Loop& inner) const {
+  if (inner.native() == raw_loop_) {
+    throw std::invalid_argument("evcxx: Embed cannot embed a loop into itself");
+  }
+  const unsigned backend = ev_backend(inner.native());
+  if ((backend & Loop::embeddable_backends().raw()) == 0) {
+    throw std::invalid_argument(
+        "evcxx: Embed: the inner loop uses the " + backend_name(backend) +
+        " backend, which libev cannot embed; create the inner Loop with one of "
+        "Loop::embeddable_backends() & Loop::supported_backends() (on Linux: Backend::epoll; "
+        "libev lists io_uring as embeddable, but cannot embed it)");
+  }
+}
+
+}  // namespace evcxx
