@@ -96,6 +96,8 @@ ClosedFdGuard::ClosedFdGuard(Loop& loop, Mode mode) : WatcherLink(loop), mode_(m
     static_cast<ClosedFdGuard*>(w->data)->on_timer();
   });
   timer_.data = this;
+  // Lowest priority too: while pending, it holds back only Idle watchers of the lowest priority.
+  ev_set_priority(&timer_, EV_MINPRI);
 }
 
 ClosedFdGuard::~ClosedFdGuard() {
