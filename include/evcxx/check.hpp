@@ -1,0 +1,31 @@
+#pragma once
+
+#include <ev.h>
+
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_check: runs in every loop iteration just after the loop has collected events (after it woke
+// up), before the callbacks of those events that have the same or a lower priority. Pair with
+// Prepare to integrate another event source.
+//
+// Thread-safety: loop thread.
+class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
+ public:
+  // Active on construction.
+  Check(Loop& loop, Callback callback);
+  // Created stopped; start() it later.
+  Check(Loop& loop, deferred_t, Callback callback);
+  ~Check() override = default;
+
+  static constexpr int event_mask = EV_CHECK;
+  static constexpr auto native_start = &ev_check_start;
+  static constexpr auto native_stop = &ev_check_stop;
+};
+
+}  // namespace evcxx

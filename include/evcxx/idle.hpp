@@ -1,0 +1,31 @@
+#pragma once
+
+#include <ev.h>
+
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_idle: runs once per loop iteration while the loop has nothing else to do, i.e. when no
+// event of the same or a higher priority is pending. While active, the loop polls for events
+// without blocking, so an active Idle keeps the CPU busy: stop it when its work is done.
+//
+// Thread-safety: loop thread.
+class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
+ public:
+  // Active on construction.
+  Idle(Loop& loop, Callback callback);
+  // Created stopped; start() it later.
+  Idle(Loop& loop, deferred_t, Callback callback);
+  ~Idle() override = default;
+
+  static constexpr int event_mask = EV_IDLE;
+  static constexpr auto native_start = &ev_idle_start;
+  static constexpr auto native_stop = &ev_idle_stop;
+};
+
+}  // namespace evcxx

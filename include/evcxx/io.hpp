@@ -1,0 +1,150 @@
+#pragma once
+
+#include <ev.h>
+
+#include <chrono>
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// One kind of readiness an Io watcher waits for.
+enum class IoEvent : int {
+  readable = EV_READ,
+  writable = EV_WRITE,
+};
+
+// A set of I/O events: what an Io watcher waits for, and what fired (which may also carry the
+// error flag, see Io).
+class IoEvents {
+ public:
+  constexpr IoEvents() noexcept = default;                                // the empty set
+  constexpr IoEvents(IoEvent e) noexcept : bits_(static_cast<int>(e)) {}  // NOLINT: a set of one
+  // From libev's revents; keeps EV_READ, EV_WRITE and EV_ERROR, drops every other bit.
+  static constexpr IoEvents from_raw(int revents) noexcept {
+    return IoEvents(revents & (EV_READ | EV_WRITE | EV_ERROR), 0);
+  }
+  constexpr int raw() const noexcept { return bits_; }
+
+  constexpr bool readable() const noexcept { return (bits_ & EV_READ) != 0; }
+  constexpr bool writable() const noexcept { return (bits_ & EV_WRITE) != 0; }
+  // The file descriptor is unusable (typically closed under the watcher); see Io.
+  constexpr bool error() const noexcept { return (bits_ & EV_ERROR) != 0; }
+  constexpr bool contains(IoEvent e) const noexcept { return (bits_ & static_cast<int>(e)) != 0; }
+  constexpr bool contains(IoEvents other) const noexcept {
+    return (bits_ & other.bits_) == other.bits_;
+  }
+  constexpr bool empty() const noexcept { return bits_ == 0; }
+
+  friend constexpr IoEvents operator|(IoEvents a, IoEvents b) noexcept {
+    return IoEvents(a.bits_ | b.bits_, 0);
+  }
+  friend constexpr IoEvents operator&(IoEvents a, IoEvents b) noexcept {
+    return IoEvents(a.bits_ & b.bits_, 0);
+  }
+  constexpr IoEvents& operator|=(IoEvents other) noexcept {
+    bits_ |= other.bits_;
+    return *this;
+  }
+  constexpr IoEvents& operator&=(IoEvents other) noexcept {
+    bits_ &= other.bits_;
+    return *this;
+  }
+  friend constexpr bool operator==(IoEvents a, IoEvents b) noexcept { return a.bits_ == b.bits_; }
+  friend constexpr bool operator!=(IoEvents a, IoEvents b) noexcept { return a.bits_ != b.bits_; }
+
+ private:
+  constexpr IoEvents(int bits, int) noexcept : bits_(bits) {}
+  int bits_ = 0;
+};
+
+constexpr IoEvents operator|(IoEvent a, IoEvent b) noexcept {
+  return IoEvents(a) | IoEvents(b);
+}
+
+namespace detail {
+class ClosedFdGuard;
+}
+
+// ev_io: calls back when a file descriptor becomes readable and/or writable.
+//
+// The callback receives the events that fired. fired.error() means the descriptor is unusable: the
+// watcher has already been stopped, and readable() and writable() are set too, so code that simply
+// tries its read() or write() sees the failure from the system call. Handle it by closing the
+// descriptor (if it is still open) and destroying or re-set()ting the watcher.
+//
+// A descriptor closed (or never opened) under an active Io watcher reaches its callback as such an
+// error event, on every backend, instead of libev's assertion failure or a silent hang:
+// - select: libev notices it in the next iteration.
+// - poll: evcxx checks the active watchers' descriptors once per iteration before libev polls
+//   them (one extra poll() call over those descriptors per iteration while Io watchers are
+//   active); the error arrives in the next iteration.
+// - epoll and the others: descriptors of watchers started or set() since the last iteration are
+//   checked before libev registers them (one poll() call in each iteration that started one);
+//   the error arrives in the next iteration. A descriptor closed while its watcher stays active
+//   is found by a periodic check (closed_fd_check_interval(), 1 s by default: one poll() call
+//   over the active watchers' descriptors, on a timer that does not keep the loop alive and runs
+//   only while Io watchers are active), so the error arrives within that interval.
+// All of this is a safety net for a bug in the caller: stop (or destroy) the watcher before
+// closing its descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
+// the check runs, the watcher silently watches the new file and no error can be reported.
+// Checks are skipped when a Loop::set_invoke_pending_hook() defers callbacks past the iteration.
+//
+// Thread-safety: loop thread, except the static members, which are for ANY thread.
+class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
+ public:
+  // Active on construction. Throws std::invalid_argument for a negative fd or an events set that
+  // is empty or holds anything but readable and writable. Loop thread.
+  Io(Loop& loop, int fd, IoEvents events, Callback callback);
+  // Created stopped; start() it later. Same checks. Loop thread.
+  Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback);
+  ~Io() override;
+
+  // Watches another descriptor and/or other events; restarts the watcher if it was active.
+  // Same checks as the constructor.
+  void set(int fd, IoEvents events);
+  void set(IoEvents events);
+  int fd() const noexcept { return watcher_.fd; }
+  IoEvents events() const noexcept {
+    return IoEvents::from_raw(watcher_.events & (EV_READ | EV_WRITE));
+  }
+
+  // Runs the callback now with events() (or the given events) as what fired.
+  void invoke() { invoke_with(events().raw()); }
+  void invoke(IoEvents fired) { invoke_with(fired.raw()); }
+  // Makes the watcher pending with events() (or the given events) as what fired.
+  void feed() { feed_with(events().raw()); }
+  void feed(IoEvents fired) { feed_with(fired.raw()); }
+
+  // ANY thread: how often a loop with the epoll (or any non-select, non-poll) backend looks for
+  // descriptors closed under active Io watchers; see above. Zero turns that periodic check off
+  // (the checks that keep libev from aborting stay on). Process-wide; a loop picks up a new
+  // interval at its next check, or, where the check was off, when an Io is next started there.
+  // Throws std::invalid_argument for a negative or NaN interval.
+  static void set_closed_fd_check_interval(std::chrono::duration<double> interval);
+  static std::chrono::duration<double> closed_fd_check_interval() noexcept;
+
+  static constexpr int event_mask = EV_READ | EV_WRITE;
+  static constexpr auto native_start = &ev_io_start;
+  static constexpr auto native_stop = &ev_io_stop;
+  static void deliver(Callback& callback, int revents) { callback(IoEvents::from_raw(revents)); }
+
+ private:
+  friend class Watcher<Io, ev_io, void(IoEvents)>;
+  friend class detail::ClosedFdGuard;
+
+  void start_native();
+  // libev's stop is all it takes; the guard never needs to hear of a stop.
+  void stop_native() noexcept { ev_io_stop(raw_loop_, &watcher_); }
+  // The descriptor is gone: stop, and report an error event as libev's select backend does.
+  void fail_closed_fd() noexcept;
+
+  detail::ClosedFdGuard* guard_ = nullptr;  // null when the backend needs no guard
+  Io* guard_prev_ = nullptr;                // the guard's list of every Io on this loop
+  Io* guard_next_ = nullptr;
+};
+
+}  // namespace evcxx

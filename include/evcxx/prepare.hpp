@@ -1,0 +1,31 @@
+#pragma once
+
+#include <ev.h>
+
+#include <functional>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop.hpp"
+#include "evcxx/watcher.hpp"
+
+namespace evcxx {
+
+// ev_prepare: runs at the start of every loop iteration, just before the loop collects events
+// (and blocks if nothing is pending). Pair with Check to integrate another event source: set it up
+// here, collect its results in the Check. Starting watchers here affects the coming wait.
+//
+// Thread-safety: loop thread.
+class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
+ public:
+  // Active on construction.
+  Prepare(Loop& loop, Callback callback);
+  // Created stopped; start() it later.
+  Prepare(Loop& loop, deferred_t, Callback callback);
+  ~Prepare() override = default;
+
+  static constexpr int event_mask = EV_PREPARE;
+  static constexpr auto native_start = &ev_prepare_start;
+  static constexpr auto native_stop = &ev_prepare_stop;
+};
+
+}  // namespace evcxx

@@ -1,0 +1,15 @@
+#include "evcxx/check.hpp"
+
+#include <utility>
+
+namespace evcxx {
+
+Check::Check(Loop& loop, Callback callback) : Check(loop, deferred, std::move(callback)) {
+  start();
+}
+
+Check::Check(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+  ev_check_set(&watcher_);
+}
+
+}  // namespace evcxx

@@ -1,0 +1,78 @@
+#include "evcxx/io.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "closed_fd_guard.hpp"
+
+namespace evcxx {
+
+namespace {
+
+void check_fd_and_events(int fd, IoEvents events) {
+  if (fd < 0) {
+    throw std::invalid_argument("evcxx: Io needs an open file descriptor, not " +
+                                std::to_string(fd));
+  }
+  if (events.empty() || (events.raw() & ~(EV_READ | EV_WRITE)) != 0) {
+    throw std::invalid_argument(
+        "evcxx: Io watches IoEvent::readable, IoEvent::writable or both (errors are reported "
+        "without being asked for); to pause a watcher, stop() it");
+  }
+}
+
+}  // namespace
+
+Io::Io(Loop& loop, int fd, IoEvents events, Callback callback)
+    : Io(loop, deferred, fd, events, std::move(callback)) {
+  start();
+}
+
+Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback)
+    : Watcher(loop, std::move(callback)) {
+  check_fd_and_events(fd, events);
+  ev_io_set(&watcher_, fd, events.raw());
+  guard_ = detail::ClosedFdGuard::enrol(loop, *this);
+}
+
+Io::~Io() {
+  if (guard_ != nullptr) guard_->withdraw(*this);
+}
+
+void Io::set(int fd, IoEvents events) {
+  check_fd_and_events(fd, events);
+  restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
+}
+
+void Io::set(IoEvents events) {
+  set(fd(), events);
+}
+
+void Io::set_closed_fd_check_interval(std::chrono::duration<double> interval) {
+  if (std::isnan(interval.count()) || interval.count() < 0) {
+    throw std::invalid_argument(
+        "evcxx: Io::set_closed_fd_check_interval() needs a non-negative interval (zero turns "
+        "the periodic check off)");
+  }
+  detail::closed_fd_check_seconds.store(interval.count(), std::memory_order_relaxed);
+}
+
+std::chrono::duration<double> Io::closed_fd_check_interval() noexcept {
+  return std::chrono::duration<double>(
+      detail::closed_fd_check_seconds.load(std::memory_order_relaxed));
+}
+
+void Io::start_native() {
+  if (ev_is_active(&watcher_)) return;
+  if (guard_ != nullptr) guard_->before_start(*this);
+  ev_io_start(raw_loop_, &watcher_);
+}
+
+void Io::fail_closed_fd() noexcept {
+  ev_io_stop(raw_loop_, &watcher_);
+  ev_feed_event(raw_loop_, &watcher_, EV_ERROR | EV_READ | EV_WRITE);
+}
+
+}  // namespace evcxx

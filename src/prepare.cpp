@@ -1,0 +1,15 @@
+#include "evcxx/prepare.hpp"
+
+#include <utility>
+
+namespace evcxx {
+
+Prepare::Prepare(Loop& loop, Callback callback) : Prepare(loop, deferred, std::move(callback)) {
+  start();
+}
+
+Prepare::Prepare(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+  ev_prepare_set(&watcher_);
+}
+
+}  // namespace evcxx

@@ -1,0 +1,519 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <evcxx/io.hpp>
+#include <evcxx/loop.hpp>
+#include <evcxx/timer.hpp>
+
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+#include "watcher_contract.hpp"
+
+using evcxx::IoEvent;
+using evcxx::IoEvents;
+using evcxx_test::Pipe;
+using evcxx_test::SocketPair;
+using evcxx_test::Watchdog;
+using evcxx_test::write_all;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_some(int fd) {
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// Restores the process-wide check interval when a test changed it.
+struct CheckInterval {
+  explicit CheckInterval(std::chrono::duration<double> interval)
+      : saved(evcxx::Io::closed_fd_check_interval()) {
+    evcxx::Io::set_closed_fd_check_interval(interval);
+  }
+  ~CheckInterval() { evcxx::Io::set_closed_fd_check_interval(saved); }
+  std::chrono::duration<double> saved;
+};
+
+}  // namespace
+
+TEST(IoEvents, SetOperations) {
+  constexpr IoEvents none;
+  constexpr IoEvents both = IoEvent::readable | IoEvent::writable;
+  static_assert(none.empty());
+  static_assert(both.readable() && both.writable() && !both.error());
+  static_assert(both.contains(IoEvent::readable) && both.contains(IoEvents(IoEvent::writable)));
+  static_assert(!IoEvents(IoEvent::readable).contains(both));
+  static_assert((both & IoEvent::writable) == IoEvent::writable);
+  static_assert(both.raw() == (EV_READ | EV_WRITE));
+  IoEvents e = IoEvent::readable;
+  e |= IoEvent::writable;
+  EXPECT_EQ(e, both);
+  e &= IoEvent::readable;
+  EXPECT_EQ(e, IoEvents(IoEvent::readable));
+  EXPECT_NE(e, both);
+
+  const IoEvents fired = IoEvents::from_raw(EV_ERROR | EV_READ | EV_WRITE | EV_TIMER);
+  EXPECT_TRUE(fired.error());
+  EXPECT_TRUE(fired.readable());
+  EXPECT_TRUE(fired.writable());
+  EXPECT_EQ(fired.raw(), EV_ERROR | EV_READ | EV_WRITE);  // foreign bits dropped
+}
+
+TEST(Io, ReadableOnAPipe) {
+  evcxx::Loop loop;
+  Pipe p;
+  write_all(p.write.get(), "hello");
+  std::vector<IoEvents> fired;
+  std::string got;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    fired.push_back(e);
+    got += read_some(p.read.get());
+    io.stop();
+  });
+  EXPECT_TRUE(io.active());
+  EXPECT_EQ(io.fd(), p.read.get());
+  EXPECT_EQ(io.events(), IoEvent::readable);
+  EXPECT_FALSE(loop.run());
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0], IoEvent::readable);
+  EXPECT_EQ(got, "hello");
+}
+
+TEST(Io, ReadableOnlyOnceDataArrivesFromAnotherThread) {
+  evcxx::Loop loop;
+  Watchdog dog(loop, std::chrono::seconds(30));
+  Pipe p;
+  std::string got;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    EXPECT_EQ(e, IoEvent::readable);
+    got += read_some(p.read.get());
+    if (got.size() >= 3) io.stop();
+  });
+  std::thread writer([&] { write_all(p.write.get(), "abc"); });
+  loop.run();
+  writer.join();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(got, "abc");
+}
+
+TEST(Io, WritableOnAPipe) {
+  evcxx::Loop loop;
+  Pipe p;
+  int calls = 0;
+  evcxx::Io io(loop, p.write.get(), IoEvent::writable, [&](IoEvents e) {
+    ++calls;
+    EXPECT_EQ(e, IoEvent::writable);
+    write_all(p.write.get(), "x");
+    io.stop();
+  });
+  loop.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(read_some(p.read.get()), "x");
+}
+
+TEST(Io, BothOnASocketPair) {
+  evcxx::Loop loop;
+  SocketPair s;
+  write_all(s.b.get(), "ping");
+  IoEvents seen;
+  evcxx::Io io(loop, s.a.get(), IoEvent::readable | IoEvent::writable, [&](IoEvents e) {
+    seen = e;
+    io.stop();
+  });
+  loop.run();
+  EXPECT_EQ(seen, IoEvent::readable | IoEvent::writable);
+  EXPECT_FALSE(seen.error());
+}
+
+TEST(Io, SetEventsRestartsAnActiveWatcher) {
+  evcxx::Loop loop;
+  SocketPair s;  // nothing to read on a: only writable could fire
+  std::vector<IoEvents> fired;
+  evcxx::Io io(loop, s.a.get(), IoEvent::readable, [&](IoEvents e) {
+    fired.push_back(e);
+    io.stop();
+  });
+  evcxx::Timer change(loop, 0s, [&] {
+    EXPECT_TRUE(fired.empty());
+    io.set(IoEvent::writable);
+    EXPECT_TRUE(io.active());
+    EXPECT_EQ(io.events(), IoEvent::writable);
+    EXPECT_EQ(io.fd(), s.a.get());
+  });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  loop.run();
+  EXPECT_FALSE(dog.fired());
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0], IoEvent::writable);
+}
+
+TEST(Io, SetFdAndEventsMovesTheWatcher) {
+  evcxx::Loop loop;
+  SocketPair s;
+  Pipe p;
+  write_all(p.write.get(), "moved");
+  std::string got;
+  evcxx::Io io(loop, s.a.get(), IoEvent::readable, [&](IoEvents e) {
+    EXPECT_EQ(e, IoEvent::readable);
+    got = read_some(io.fd());
+    io.stop();
+  });
+  io.set(p.read.get(), IoEvent::readable);
+  EXPECT_TRUE(io.active());
+  EXPECT_EQ(io.fd(), p.read.get());
+  loop.run();
+  EXPECT_EQ(got, "moved");
+}
+
+TEST(Io, SetWhileStoppedStaysStopped) {
+  evcxx::Loop loop;
+  Pipe p;
+  int calls = 0;
+  evcxx::Io io(loop, evcxx::deferred, p.read.get(), IoEvent::readable, [&](IoEvents) { ++calls; });
+  io.set(p.write.get(), IoEvent::writable);
+  EXPECT_FALSE(io.active());
+  EXPECT_EQ(io.fd(), p.write.get());
+  EXPECT_EQ(io.events(), IoEvent::writable);
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(Io, BadArgumentsThrowBeforeLibevIsTouched) {
+  evcxx::Loop loop;
+  Pipe p;
+  auto cb = [](IoEvents) {};
+  EXPECT_THROW(evcxx::Io(loop, -1, IoEvent::readable, cb), std::invalid_argument);
+  EXPECT_THROW(evcxx::Io(loop, evcxx::deferred, -5, IoEvent::readable, cb), std::invalid_argument);
+  EXPECT_THROW(evcxx::Io(loop, p.read.get(), IoEvents(), cb), std::invalid_argument);
+  EXPECT_THROW(evcxx::Io(loop, p.read.get(), IoEvents::from_raw(EV_READ | EV_ERROR), cb),
+               std::invalid_argument);
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, cb);
+  EXPECT_THROW(io.set(-1, IoEvent::readable), std::invalid_argument);
+  EXPECT_THROW(io.set(IoEvents()), std::invalid_argument);
+  EXPECT_TRUE(io.active());  // a rejected set() changes nothing
+  EXPECT_EQ(io.fd(), p.read.get());
+  EXPECT_EQ(io.events(), IoEvent::readable);
+  EXPECT_THROW(evcxx::Io::set_closed_fd_check_interval(-1s), std::invalid_argument);
+  EXPECT_THROW(evcxx::Io::set_closed_fd_check_interval(
+                   std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())),
+               std::invalid_argument);
+}
+
+TEST(Io, InvokeAndFeedCarryEvents) {
+  evcxx::Loop loop;
+  Pipe p;
+  std::vector<IoEvents> fired;
+  evcxx::Io io(loop, evcxx::deferred, p.write.get(), IoEvent::writable,
+               [&](IoEvents e) { fired.push_back(e); });
+  io.invoke();
+  io.invoke(IoEvent::readable | IoEvent::writable);
+  io.feed(IoEvent::readable);
+  loop.run(evcxx::Run::nowait);
+  io.feed();
+  loop.run(evcxx::Run::nowait);
+  const std::vector<IoEvents> expected{IoEvent::writable, IoEvent::readable | IoEvent::writable,
+                                       IoEvent::readable, IoEvent::writable};
+  EXPECT_EQ(fired, expected);
+}
+
+TEST(Io, PriorityOrdersCallbacksOfOneIteration) {
+  evcxx::Loop loop;
+  Pipe p1;
+  Pipe p2;
+  write_all(p1.write.get(), "1");
+  write_all(p2.write.get(), "2");
+  std::vector<int> order;
+  evcxx::Io low(loop, evcxx::deferred, p1.read.get(), IoEvent::readable, [&](IoEvents) {
+    order.push_back(EV_MINPRI);
+    low.stop();
+  });
+  evcxx::Io high(loop, evcxx::deferred, p2.read.get(), IoEvent::readable, [&](IoEvents) {
+    order.push_back(EV_MAXPRI);
+    high.stop();
+  });
+  low.set_priority(EV_MINPRI);
+  high.set_priority(EV_MAXPRI);
+  low.start();
+  high.start();
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{EV_MAXPRI, EV_MINPRI}));
+}
+
+TEST(Io, WatcherContract) {
+  auto pipe = std::make_shared<Pipe>();
+  evcxx_test::check_watcher_contract([pipe](evcxx::Loop& loop, std::function<void()> on_event) {
+    return std::make_unique<evcxx::Io>(loop, evcxx::deferred, pipe->read.get(), IoEvent::readable,
+                                       [on_event](IoEvents) { on_event(); });
+  });
+}
+
+// --- A descriptor closed under an active watcher, for each backend ---
+
+class ClosedFd : public ::testing::TestWithParam<evcxx::Backend> {
+ protected:
+  evcxx::Loop loop{evcxx::LoopFlags(GetParam())};
+};
+
+TEST_P(ClosedFd, ClosedUnderAnActiveWatcherIsOneErrorEventAndStopsIt) {
+  ASSERT_EQ(loop.backend(), GetParam());
+  Pipe p;
+  int calls = 0;
+  IoEvents seen;
+  bool active_in_callback = true;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    ++calls;
+    seen = e;
+    active_in_callback = io.active();
+  });
+  // Closes the descriptor after the backend has registered it (the timer fires after the poll).
+  evcxx::Timer closer(loop, 0s, [&] { p.read.reset(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  const unsigned first_iteration = loop.iteration();
+  EXPECT_FALSE(loop.run());  // returns: the watcher stopped and nothing else keeps the loop
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(seen.error());
+  EXPECT_TRUE(seen.readable());  // so that a plain read() sees the failure too
+  EXPECT_FALSE(active_in_callback);
+  EXPECT_FALSE(io.active());
+  EXPECT_LT(loop.iteration() - first_iteration, 100u);  // no busy loop while waiting
+}
+
+TEST_P(ClosedFd, StartedOnAClosedDescriptorIsAnErrorEventNotAnAbort) {
+  Pipe p;
+  const int closed = p.read.get();
+  p.read.reset();
+  int errors = 0;
+  evcxx::Io io(loop, closed, IoEvent::readable, [&](IoEvents e) { errors += e.error(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(io.active());
+}
+
+TEST_P(ClosedFd, SetToAClosedDescriptorIsAnErrorEvent) {
+  Pipe p;
+  Pipe q;
+  const int closed = q.read.get();
+  q.read.reset();
+  int errors = 0;
+  int reads = 0;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    if (e.error()) {
+      ++errors;
+    } else {
+      ++reads;
+      io.set(closed, IoEvent::readable);  // restarts it on a descriptor that is not open
+    }
+  });
+  write_all(p.write.get(), "x");
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(errors, 1);
+}
+
+TEST_P(ClosedFd, ReadAndWriteWatchersOnOneDescriptorBothFail) {
+  SocketPair s;
+  int read_errors = 0;
+  int write_errors = 0;
+  evcxx::Io reader(loop, s.a.get(), IoEvent::readable,
+                   [&](IoEvents e) { read_errors += e.error(); });
+  evcxx::Io writer(loop, s.a.get(), IoEvent::writable,
+                   [&](IoEvents e) { write_errors += e.error(); });
+  evcxx::Timer closer(loop, 0s, [&] { s.a.reset(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(read_errors, 1);
+  EXPECT_EQ(write_errors, 1);
+  EXPECT_FALSE(reader.active());
+  EXPECT_FALSE(writer.active());
+}
+
+TEST_P(ClosedFd, OnlyTheWatcherOfTheClosedDescriptorFails) {
+  Pipe p[3];
+  std::vector<std::unique_ptr<evcxx::Io>> ios;
+  std::vector<int> errors(3, 0);
+  bool others_active = false;
+  for (int i = 0; i < 3; ++i) {
+    ios.push_back(
+        std::make_unique<evcxx::Io>(loop, p[i].read.get(), IoEvent::readable, [&, i](IoEvents e) {
+          errors[i] += e.error();
+          others_active = ios[0]->active() && ios[2]->active();
+          for (auto& io : ios) io->stop();
+        }));
+  }
+  evcxx::Timer closer(loop, 0s, [&] { p[1].read.reset(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  loop.run();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, (std::vector<int>{0, 1, 0}));
+  EXPECT_TRUE(others_active);
+}
+
+TEST_P(ClosedFd, ClosedWhileADuplicateKeepsTheFileOpen) {
+  CheckInterval fast(0.05s);
+  Pipe p;
+  evcxx_test::Fd duplicate(::dup(p.read.get()));
+  ASSERT_GE(duplicate.get(), 0);
+  write_all(p.write.get(), "stays readable");
+  int errors = 0;
+  int readable = 0;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    if (e.error()) {
+      ++errors;
+      return;
+    }
+    ++readable;
+    p.read.reset();  // epoll keeps reporting the still-open file under the stale number
+  });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_GE(readable, 1);
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(io.active());
+}
+
+TEST_P(ClosedFd, ErrorCallbackMayDestroyTheWatcher) {
+  Pipe p;
+  std::unique_ptr<evcxx::Io> io;
+  int errors = 0;
+  io = std::make_unique<evcxx::Io>(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    errors += e.error();
+    io.reset();
+  });
+  evcxx::Timer closer(loop, 0s, [&] { p.read.reset(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  loop.run();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(io, nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ClosedFd,
+                         ::testing::Values(evcxx::Backend::select, evcxx::Backend::poll,
+                                           evcxx::Backend::epoll),
+                         [](const ::testing::TestParamInfo<evcxx::Backend>& info) {
+                           switch (info.param) {
+                             case evcxx::Backend::select:
+                               return std::string("select");
+                             case evcxx::Backend::poll:
+                               return std::string("poll");
+                             default:
+                               return std::string("epoll");
+                           }
+                         });
+
+TEST(IoClosedFdCheck, NeverKeepsTheLoopAlive) {
+  CheckInterval slow(3600s);  // if the check's timer kept the loop alive, run() would not return
+  evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::epoll)};
+  Pipe p;
+  int calls = 0;
+  evcxx::Io io(loop, p.write.get(), IoEvent::writable, [&](IoEvents) {
+    ++calls;
+    io.stop();
+  });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(calls, 1);
+  // Started again and stopped before any iteration: still nothing keeps the loop.
+  io.start();
+  io.stop();
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+}
+
+TEST(IoClosedFdCheck, PeriodicCheckCanBeTurnedOffAndOn) {
+  CheckInterval fast(0.05s);
+  evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::epoll)};
+  Pipe p;
+  int errors = 0;
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) { errors += e.error(); });
+  evcxx::Timer closer(loop, 0s, [&] {
+    evcxx::Io::set_closed_fd_check_interval(0s);
+    EXPECT_EQ(evcxx::Io::closed_fd_check_interval(), 0s);
+    p.read.reset();
+  });
+  // Ten would-be checks later nothing was noticed (epoll itself never reports the closed
+  // descriptor); turning the check on again takes effect when an Io is next started.
+  evcxx::Timer on(loop, 0.5s, [&] {
+    EXPECT_EQ(errors, 0);
+    EXPECT_TRUE(io.active());
+    evcxx::Io::set_closed_fd_check_interval(0.05s);
+    io.set(IoEvent::readable);
+  });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, 1);
+}
+
+TEST(IoClosedFdCheck, SurvivesTheLoopDyingFirst) {
+  CheckInterval fast(0.05s);
+  Pipe p;
+  auto first = std::make_unique<evcxx::Loop>(evcxx::LoopFlags(evcxx::Backend::epoll));
+  auto orphan = std::make_unique<evcxx::Io>(*first, p.read.get(), IoEvent::readable,
+                                            [](IoEvents) { ADD_FAILURE() << "detached"; });
+  first.reset();
+  EXPECT_FALSE(orphan->active());
+  EXPECT_THROW(orphan->start(), std::logic_error);
+  orphan->set(p.write.get(), IoEvent::writable);  // safe while detached
+
+  // A new loop (perhaps at the same address) gets a guard of its own.
+  auto second = std::make_unique<evcxx::Loop>(evcxx::LoopFlags(evcxx::Backend::epoll));
+  Pipe q;
+  int errors = 0;
+  evcxx::Io io(*second, q.read.get(), IoEvent::readable, [&](IoEvents e) { errors += e.error(); });
+  orphan.reset();  // the detached guard goes away without touching the new loop
+  evcxx::Timer closer(*second, 0s, [&] { q.read.reset(); });
+  Watchdog dog(*second, std::chrono::seconds(30));
+  EXPECT_FALSE(second->run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, 1);
+}
+
+TEST(IoClosedFdCheck, ManyWatchersOnTheEveryIterationPath) {
+  // The poll backend checks every active descriptor in every iteration.
+  evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::poll)};
+  constexpr int kPipes = 64;
+  std::vector<Pipe> pipes(kPipes);
+  std::vector<std::unique_ptr<evcxx::Io>> ios;
+  int errors = 0;
+  int reads = 0;
+  for (auto& p : pipes) {
+    write_all(p.write.get(), "x");
+    ios.push_back(std::make_unique<evcxx::Io>(loop, p.read.get(), IoEvent::readable,
+                                              [&, fd = p.read.get()](IoEvents e) {
+                                                if (e.error()) {
+                                                  ++errors;
+                                                  return;
+                                                }
+                                                ++reads;
+                                                read_some(fd);
+                                              }));
+  }
+  // Close every other read end once all were read; the rest stay quiet but active.
+  evcxx::Timer closer(loop, 0s, [&] {
+    for (int i = 0; i < kPipes; i += 2) pipes[static_cast<std::size_t>(i)].read.reset();
+  });
+  evcxx::Timer end(loop, 0.5s, [&] {
+    for (auto& io : ios) io->stop();
+  });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  loop.run();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, kPipes / 2);
+  EXPECT_GE(reads, kPipes / 2);
+}
