@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages evcxx needs to build, test and benchmark, if any are missing.
+# Root installs directly, other users through passwordless sudo; otherwise prints the command to
+# run and fails. Prints nothing when everything is already installed.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config  # toolchain; pkg-config for the packaging tests
+  libev-dev                  # the library evcxx binds
+  libgtest-dev               # GoogleTest, for the test suite
+  libbenchmark-dev           # Google Benchmark, for bench/
+  libuv1-dev libboost-dev    # the libraries bench/ compares against
+  gnuplot-nox                # draws the benchmark plot
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$package")
+done
+((${#missing[@]} == 0)) && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "evcxx: missing packages: ${missing[*]}" >&2
+  echo "evcxx: apt-get not found; install the equivalents with your package manager." >&2
+  exit 1
+fi
+
+if ((EUID == 0)); then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo -n)
+else
+  echo "evcxx: missing packages: ${missing[*]}" >&2
+  echo "evcxx: run this, then try again:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "evcxx: installing ${missing[*]}" >&2
+# env, not export: sudo would drop the variable.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null

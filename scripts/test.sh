@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The evcxx test suite: builds and runs every test three times, as a plain RelWithDebInfo build
+# (with the benchmarks and the packaging tests), under AddressSanitizer + UndefinedBehaviorSanitizer
+# and under ThreadSanitizer. Any sanitizer report fails the test that caused it.
+#
+#   scripts/test.sh [plain|asan|tsan]...   (default: all three; build trees go to build/<name>)
+#
+# Ends with one line per tree and the total, "N passed, N failed"; exits non-zero on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash scripts/install-deps.sh
+
+trees=("$@")
+((${#trees[@]})) || trees=(plain asan tsan)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Sanitizer runtime options: stop at the first report and exit non-zero. Ours come last so they win
+# over anything inherited from the environment.
+asan_options="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
+ubsan_options="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1"
+tsan_options="${TSAN_OPTIONS:+$TSAN_OPTIONS:}halt_on_error=1:second_deadlock_stack=1"
+
+# With high ASLR entropy (vm.mmap_rnd_bits=32, e.g. Ubuntu 24.04) GCC's sanitizer runtimes fail to
+# map their shadow memory; running the tests without address randomization avoids that.
+no_aslr=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then
+  no_aslr=(setarch "$(uname -m)" -R)
+fi
+
+total_passed=0
+total_failed=0
+summary=()
+
+run_tree() {
+  local name=$1
+  local dir="build/$name"
+  local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON)
+  local runner=(env)
+  case $name in
+    plain) configure+=(-DEVCXX_BUILD_BENCHMARKS=ON -DEVCXX_SANITIZE=) ;;
+    asan)
+      configure+=(-DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_SANITIZE=address,undefined)
+      runner=(env "ASAN_OPTIONS=$asan_options" "UBSAN_OPTIONS=$ubsan_options" "${no_aslr[@]}")
+      ;;
+    tsan)
+      configure+=(-DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_SANITIZE=thread)
+      runner=(env "TSAN_OPTIONS=$tsan_options" "${no_aslr[@]}")
+      ;;
+    *)
+      echo "scripts/test.sh: unknown tree '$name' (use plain, asan or tsan)" >&2
+      exit 2
+      ;;
+  esac
+
+  local start=$SECONDS
+  mkdir -p "$dir"
+  echo "=== $name: configure and build in $dir" >&2
+  if ! cmake -S . -B "$dir" "${configure[@]}" >"$dir/configure.log" 2>&1; then
+    cat "$dir/configure.log" >&2
+    summary+=("$name: configure FAILED (see $dir/configure.log)")
+    total_failed=$((total_failed + 1))
+    return
+  fi
+  if ! cmake --build "$dir" --parallel "$jobs"; then
+    summary+=("$name: build FAILED")
+    total_failed=$((total_failed + 1))
+    return
+  fi
+
+  echo "=== $name: ctest" >&2
+  local log="$dir/ctest.log"
+  local status=0
+  (cd "$dir" && "${runner[@]}" ctest --output-on-failure --no-tests=error -j2) 2>&1 | tee "$log" || status=$?
+  # ctest's summary line: "97% tests passed, 1 tests failed out of 34"
+  local passed=0 failed=1 line
+  line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=${BASH_REMATCH[1]}
+    passed=$((BASH_REMATCH[2] - failed))
+    # ctest failing without a failed test (it crashed, or found no tests) still fails the tree.
+    ((status == 0 || failed > 0)) || failed=1
+  fi
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  summary+=("$name: $passed passed, $failed failed ($(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s)")
+}
+
+for tree in "${trees[@]}"; do
+  run_tree "$tree"
+done
+
+echo
+printf '%s\n' "${summary[@]}"
+echo "$total_passed passed, $total_failed failed"
+((total_failed == 0))
