@@ -123,26 +123,26 @@ int WaitableEvent::fd() const noexcept {
 }
 
 void WaitableEvent::sync_fd() const noexcept {
-  if (sync_requests_.fetch_add(1, std::memory_order_acq_rel) != 0) return;  // the owner re-checks
-  do {
-    const int fd = fd_.load(std::memory_order_acquire);
-    if (fd != synced_fd_) {
-      synced_fd_ = fd;
-      fd_readable_ = false;  // a new eventfd starts at 0
-    }
-    const bool want = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
-    if (want != fd_readable_) {
-      std::uint64_t value = 1;
-      if (want) {
-        while (::write(fd, &value, sizeof value) < 0 && errno == EINTR) {
-        }
-      } else {
-        while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {
-        }
+  // Every caller brings the fd in line itself, so set() and clear() return only once the fd agrees
+  // with them. The operations need no lock: a write leaves the eventfd readable however often it
+  // is repeated, a read always empties it. A caller whose operation raced with a later change of
+  // the word sees that change on its re-check and redoes it; whoever made the change does the
+  // same after it, so the last operation always matches the word.
+  const int fd = fd_.load(std::memory_order_acquire);
+  bool want = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
+  for (;;) {
+    std::uint64_t value = 1;
+    if (want) {
+      while (::write(fd, &value, sizeof value) < 0 && errno == EINTR) {
       }
-      fd_readable_ = want;
+    } else {
+      while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {
+      }
     }
-  } while (sync_requests_.fetch_sub(1, std::memory_order_acq_rel) != 1);
+    const bool now = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
+    if (now == want) return;
+    want = now;
+  }
 }
 
 }  // namespace evcxx

@@ -79,6 +79,7 @@ class EVCXX_API WaitableEvent {
 
  private:
   bool wait_until_steady(std::chrono::steady_clock::time_point deadline) noexcept;
+  // Makes fd() readable exactly when the event is set; lock-free and async-signal-safe.
   void sync_fd() const noexcept;
 
   // Bit 0: set. Bits 1..31: a generation counted up by every set, so a wait is released by a
@@ -86,12 +87,7 @@ class EVCXX_API WaitableEvent {
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> waiters_{0};
   mutable std::atomic<int> fd_{-1};
-  // fd reconciliation: whoever raises the count from 0 brings the fd in line with word_ until the
-  // count drops back to 0; nobody blocks, so it is safe in signal handlers.
-  mutable std::atomic<std::uint32_t> sync_requests_{0};
-  mutable int synced_fd_ = -1;        // touched only by the reconciling caller
-  mutable bool fd_readable_ = false;  // likewise
-  bool announce_;                     // an on_set was given: set() sends to the loop
+  bool announce_;  // an on_set was given: set() sends to the loop
   Async async_;
 };
 
