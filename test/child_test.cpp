@@ -11,6 +11,7 @@
 
 #include <evcxx/child.hpp>
 #include <evcxx/periodic.hpp>
+#include "test_support.hpp"
 
 using namespace std::chrono_literals;
 using evcxx::Child;
@@ -39,7 +40,7 @@ template <class Body>
 pid_t spawn(Body body) {
   Loop::default_loop();
   const pid_t pid = ::fork();
-  if (pid == 0) _exit(body());
+  if (pid == 0) evcxx_test::exit_child(body());
   return pid;
 }
 

@@ -53,7 +53,7 @@ class ServerProcess {
     if (pid_ == 0) {
       ::dup2(write_end.get(), STDOUT_FILENO);
       ::execv(argv[0], argv.data());
-      ::_exit(127);
+      evcxx_test::exit_child(127);
     }
     write_end.reset();
     pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));

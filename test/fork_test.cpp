@@ -9,6 +9,7 @@
 
 #include <evcxx/async.hpp>
 #include <evcxx/fork.hpp>
+#include "test_support.hpp"
 
 using evcxx::Fork;
 using evcxx::Loop;
@@ -28,7 +29,7 @@ int in_child(Body body) {
     } catch (...) {
       code = 101;
     }
-    _exit(code);
+    evcxx_test::exit_child(code);
   }
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid) return -2;

@@ -205,7 +205,7 @@ TEST(Signal, SigchldBelongsToTheDefaultLoop) {
   });
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
-  if (pid == 0) ::_exit(0);
+  if (pid == 0) evcxx_test::exit_child(0);
   Watchdog dog(main_loop, std::chrono::seconds(30));
   main_loop.run();
   EXPECT_FALSE(dog.fired());

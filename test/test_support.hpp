@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <evcxx/loop.hpp>
@@ -42,6 +43,13 @@ class Fd {
  private:
   int fd_ = -1;
 };
+
+// Ends a forked child at once. The raw exit_group system call skips the sanitizers' _exit
+// interceptors, whose exit-time work can deadlock in a child forked from a threaded process.
+[[noreturn]] inline void exit_child(int code) {
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
 
 inline void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
