@@ -10,6 +10,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -40,15 +41,19 @@ int main() {
     return 1;
   }
 
+  std::atomic<bool> waiter_released{false};
+  std::atomic<bool> fd_seen_readable{false};
   std::promise<void> first_wait_over;
   std::thread waiter([&] {
     // Nobody has been asked to set it yet, so this times out.
     if (!done.wait_for(20ms)) std::puts("waiter: not set after 20 ms, waiting on");
     first_wait_over.set_value();
-    std::puts(done.wait_for(10s) ? "waiter: released by set()" : "waiter: timed out (bug)");
+    waiter_released = done.wait_for(10s);
+    std::puts(waiter_released ? "waiter: released by set()" : "waiter: timed out (bug)");
   });
   std::thread foreign_loop([&] {
-    std::puts(readable(fd, 10000) ? "poll loop: fd became readable" : "poll loop: timed out (bug)");
+    fd_seen_readable = readable(fd, 10000);
+    std::puts(fd_seen_readable ? "poll loop: fd became readable" : "poll loop: timed out (bug)");
   });
   std::thread loop_thread([&] { loop.run(); });
 
@@ -63,10 +68,11 @@ int main() {
   announced.get_future().wait();
 
   done.clear();
+  const bool cleared = !done.is_set() && !readable(fd, 0);
   std::printf("after clear(): is_set() = %s, fd readable = %s\n", done.is_set() ? "true" : "false",
               readable(fd, 0) ? "yes" : "no");
 
   loop.stop();
   loop_thread.join();
-  return 0;
+  return waiter_released && fd_seen_readable && cleared ? 0 : 1;
 }
