@@ -157,11 +157,21 @@ def markdown(compare_ctx, compare, async_results, commit):
         "one. evcxx uses `Loop::post`, Boost.Asio `boost::asio::post(io_context&, f)`. libev, "
         "libuv, `std::condition_variable` and `eventfd` use the same hand-written queue: a "
         "`std::mutex`-guarded `std::vector<std::function<void()>>` that the consumer swaps out "
-        "whole, waking the consumer only when the queue was empty.",
+        "whole, waking the consumer only when the queue was empty. With 2 producers there "
+        "are three busy threads, more than a 2-core machine can run at once.",
         "- Everything runs in one binary (`bench/compare_bench.cpp`), built as Release against "
         "the distribution's packages; wall-clock time. On a shared or virtual machine the "
         "absolute figures move with the load (recorded below); compare peers within one run.",
     ]
+
+    libuv_rt = get(ROUND_TRIP, "libuv")
+    if libuv_rt is not None and ref_rt is not None and libuv_rt.median > 2 * ref_rt.median:
+        lines += [
+            "- libuv's round trip is slow here because the woken loop busy-waits until the "
+            "sender's `uv_async_send()` has returned from its `write()` (libuv 1.44's "
+            "`uv__async_spin`, which `perf` shows taking most of the samples); the slower the "
+            "system calls (virtual machines), the longer it spins.",
+        ]
 
     if async_results:
         lines += [
@@ -241,7 +251,7 @@ def gnuplot_script(compare, svg_path):
         "set grid ytics lc rgb '0xdddddd'",
         "set border 3",
         "set tics nomirror",
-        "set xtics rotate by -30 left",
+        "set xtics norotate",
         "unset key",
         "set boxwidth 0.6",
         "set title 'Wake round trip between two threads'",
