@@ -157,8 +157,9 @@ def markdown(compare_ctx, compare, async_results, commit):
         "one. evcxx uses `Loop::post`, Boost.Asio `boost::asio::post(io_context&, f)`. libev, "
         "libuv, `std::condition_variable` and `eventfd` use the same hand-written queue: a "
         "`std::mutex`-guarded `std::vector<std::function<void()>>` that the consumer swaps out "
-        "whole, waking the consumer only when the queue was empty. With 2 producers there "
-        "are three busy threads, more than a 2-core machine can run at once.",
+        "whole, waking the consumer only when the queue was empty. With 2 producers, three "
+        "threads are busy at once"
+        + (" (more than this machine's cores)." if compare_ctx.get("num_cpus", 99) < 3 else "."),
         "- Everything runs in one binary (`bench/compare_bench.cpp`), built as Release against "
         "the distribution's packages; wall-clock time. On a shared or virtual machine the "
         "absolute figures move with the load (recorded below); compare peers within one run.",
