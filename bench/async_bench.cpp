@@ -167,12 +167,26 @@ void callback_dispatch_libev(benchmark::State& state) {
 
 // Multi-threaded ones measure wall-clock time: the CPU time of the benchmark thread alone would
 // leave out the other thread's half of the work.
-BENCHMARK(async_round_trip_evcxx)->Name("async_round_trip/evcxx")->UseRealTime();
-BENCHMARK(async_round_trip_libev)->Name("async_round_trip/libev")->UseRealTime();
-BENCHMARK(coalesced_send_evcxx)->Name("coalesced_send/evcxx");
-BENCHMARK(coalesced_send_libev)->Name("coalesced_send/libev");
-BENCHMARK(callback_dispatch_evcxx)->Name("callback_dispatch/evcxx");
-BENCHMARK(callback_dispatch_libev)->Name("callback_dispatch/libev");
+BENCHMARK(async_round_trip_evcxx)
+    ->Name("async_round_trip/evcxx")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(async_round_trip_libev)
+    ->Name("async_round_trip/libev")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(coalesced_send_evcxx)
+    ->Name("coalesced_send/evcxx")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(coalesced_send_libev)
+    ->Name("coalesced_send/libev")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(callback_dispatch_evcxx)
+    ->Name("callback_dispatch/evcxx")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(callback_dispatch_libev)
+    ->Name("callback_dispatch/libev")
+    ->ComputeStatistics("best", evcxx_bench::best);
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 namespace evcxx_bench {
 
@@ -19,6 +20,11 @@ void fail(benchmark::State& state, const std::string& why);
 
 // Checks a measured count and fails the benchmark when it is not what was expected.
 void expect_count(benchmark::State& state, const char* what, long long got, long long expected);
+
+// The fastest of a benchmark's repetitions, registered as an extra statistic ("best") with
+// ->ComputeStatistics("best", evcxx_bench::best). On a shared machine other work only ever adds
+// time, so the best repetition is the closest to the cost of the mechanism itself.
+double best(const std::vector<double>& repetitions);
 
 // Initializes Google Benchmark from the command line, runs the selected benchmarks, prints the
 // comparison with evcxx and returns the process exit status.

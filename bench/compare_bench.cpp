@@ -636,13 +636,34 @@ class EventfdConsumer {
 };
 
 // Multi-threaded: wall-clock time, since the benchmark thread's CPU time is only part of the work.
-BENCHMARK(round_trip_evcxx)->Name("round_trip/evcxx")->UseRealTime();
-BENCHMARK(round_trip_evcxx_post)->Name("round_trip/evcxx_post")->UseRealTime();
-BENCHMARK(round_trip_libev)->Name("round_trip/libev")->UseRealTime();
-BENCHMARK(round_trip_libuv)->Name("round_trip/libuv")->UseRealTime();
-BENCHMARK(round_trip_asio)->Name("round_trip/asio")->UseRealTime();
-BENCHMARK(round_trip_condvar)->Name("round_trip/condvar")->UseRealTime();
-BENCHMARK(round_trip_eventfd)->Name("round_trip/eventfd")->UseRealTime();
+BENCHMARK(round_trip_evcxx)
+    ->Name("round_trip/evcxx")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_evcxx_post)
+    ->Name("round_trip/evcxx_post")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_libev)
+    ->Name("round_trip/libev")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_libuv)
+    ->Name("round_trip/libuv")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_asio)
+    ->Name("round_trip/asio")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_condvar)
+    ->Name("round_trip/condvar")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(round_trip_eventfd)
+    ->Name("round_trip/eventfd")
+    ->UseRealTime()
+    ->ComputeStatistics("best", evcxx_bench::best);
 
 #define EVCXX_POST_BENCHMARK(Consumer, peer)    \
   BENCHMARK_TEMPLATE(post_throughput, Consumer) \
@@ -650,7 +671,8 @@ BENCHMARK(round_trip_eventfd)->Name("round_trip/eventfd")->UseRealTime();
       ->ArgName("producers")                    \
       ->Arg(1)                                  \
       ->Arg(2)                                  \
-      ->UseRealTime()
+      ->UseRealTime()                           \
+      ->ComputeStatistics("best", evcxx_bench::best)
 
 EVCXX_POST_BENCHMARK(EvcxxConsumer, "evcxx");
 EVCXX_POST_BENCHMARK(LibevConsumer, "libev");
