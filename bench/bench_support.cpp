@@ -37,6 +37,16 @@ BenchmarkId split_name(std::string name) {
   return id;
 }
 
+// Wall-clock time for benchmarks registered with UseRealTime() (several threads share the work),
+// CPU time for single-threaded ones, which then do not count time spent preempted.
+double measured_time(const std::string& name, const benchmark::BenchmarkReporter::Run& run) {
+  const std::string real_time = "/real_time";
+  const bool uses_real_time =
+      name.size() > real_time.size() &&
+      name.compare(name.size() - real_time.size(), real_time.size(), real_time) == 0;
+  return uses_real_time ? run.GetAdjustedRealTime() : run.GetAdjustedCPUTime();
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const auto n = values.size();
@@ -53,12 +63,14 @@ class ComparingReporter : public benchmark::ConsoleReporter {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
       if (run.error_occurred) continue;
-      Samples& samples = samples_[run.run_name.str()];
+      const std::string name = run.run_name.str();
+      Samples& samples = samples_[name];
+      const double time = measured_time(name, run);
       if (run.run_type == Run::RT_Aggregate) {
-        if (run.aggregate_name == "median") samples.median = run.GetAdjustedRealTime();
-        if (run.aggregate_name == "best") samples.best = run.GetAdjustedRealTime();
+        if (run.aggregate_name == "median") samples.median = time;
+        if (run.aggregate_name == "best") samples.best = time;
       } else {
-        samples.each.push_back(run.GetAdjustedRealTime());
+        samples.each.push_back(time);
         samples.unit = benchmark::GetTimeUnitString(run.time_unit);
       }
       if (samples.unit.empty()) samples.unit = benchmark::GetTimeUnitString(run.time_unit);
@@ -85,8 +97,8 @@ class ComparingReporter : public benchmark::ConsoleReporter {
       if (reference == peers.end() || peers.size() < 2) continue;
       if (!header) {
         std::printf(
-            "\nevcxx beside each peer (real time per operation; the best repetition when "
-            "repeated):\n");
+            "\nevcxx beside each peer (time per operation: wall-clock when multi-threaded, "
+            "else CPU; the best repetition when repeated):\n");
         std::printf("  %-28s %-12s %12s %12s %12s\n", "operation", "peer", "time", "peer/evcxx",
                     "evcxx/peer");
         header = true;
