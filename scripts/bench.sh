@@ -6,15 +6,15 @@
 # python3 and gnuplot; scripts/install-deps.sh installs them where it exists.
 #
 # Environment knobs (defaults keep the whole run to a couple of minutes):
-#   EVCXX_BENCH_MIN_TIME     seconds per benchmark repetition             (default 0.1)
-#   EVCXX_BENCH_REPETITIONS  repetitions; the fastest one is published    (default 10)
+#   EVCXX_BENCH_MIN_TIME     seconds per benchmark repetition             (default 0.05)
+#   EVCXX_BENCH_REPETITIONS  repetitions; the fastest one is published    (default 20)
 #   EVCXX_BENCH_JOBS         parallel build jobs                          (default: nproc)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/bench"
-min_time="${EVCXX_BENCH_MIN_TIME:-0.1}"
-repetitions="${EVCXX_BENCH_REPETITIONS:-10}"
+min_time="${EVCXX_BENCH_MIN_TIME:-0.05}"
+repetitions="${EVCXX_BENCH_REPETITIONS:-20}"
 jobs="${EVCXX_BENCH_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
 if [ -x "$root/scripts/install-deps.sh" ]; then
