@@ -230,7 +230,15 @@ def markdown(compare_ctx, compare, async_results, commit):
     return "\n".join(lines)
 
 
-def gnuplot_script(compare, svg_path):
+def machine_line(ctx):
+    date = ctx.get("date", "")[:10]
+    return (
+        f"{cpu_model()}, {ctx.get('num_cpus', os.cpu_count())} cores, "
+        f"{platform.system()} {platform.release()}, {ctx.get('compiler', '')}, {date}"
+    )
+
+
+def gnuplot_script(compare, svg_path, subtitle):
     def value(operation, peer):
         m = compare.get((operation, peer))
         return m.best if m is not None else None
@@ -257,7 +265,8 @@ def gnuplot_script(compare, svg_path):
     lines += [
         "set terminal svg size 1100,480 dynamic enhanced font 'Helvetica,13' background rgb 'white'",
         f"set output '{svg_path}'",
-        "set multiplot layout 1,2 title 'Waking another thread (lower is better)' font ',16'",
+        "set multiplot layout 1,2 title \"Waking another thread (lower is better)\\n"
+        f"{{/*0.7 {subtitle}}}\" font ',16'",
         "set style fill solid 0.9 border -1",
         "set grid ytics lc rgb '0xdddddd'",
         "set border 3",
@@ -309,7 +318,7 @@ def main():
         f.write(markdown(compare_ctx, compare, async_results, args.commit))
 
     with tempfile.NamedTemporaryFile("w", suffix=".gp", delete=False) as script:
-        script.write(gnuplot_script(compare, args.out_svg))
+        script.write(gnuplot_script(compare, args.out_svg, machine_line(compare_ctx)))
     try:
         subprocess.run(["gnuplot", script.name], check=True)
     finally:
