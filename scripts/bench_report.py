@@ -174,6 +174,13 @@ def markdown(compare_ctx, compare, async_results, commit):
         "absolute figures move with the load (recorded below); compare peers within one run.",
     ]
 
+    round_trips = [m for (operation, _), m in compare.items() if operation == ROUND_TRIP]
+    if any(m.median > 1.5 * m.best for m in round_trips):
+        lines += [
+            "- Round trips on this machine are bimodal (a median is more than 1.5× the "
+            "fastest): a virtual or power-managed CPU that went idle takes microseconds longer "
+            "to wake. Compare the fastest figures; the medians mostly show how often it slept.",
+        ]
     libuv_rt = get(ROUND_TRIP, "libuv")
     if libuv_rt is not None and ref_rt is not None and libuv_rt.best > 2 * ref_rt.best:
         lines += [
