@@ -281,6 +281,7 @@ def gnuplot_script(compare, svg_path, subtitle):
         "set xtics norotate",
         "unset key",
         "set boxwidth 0.6",
+        "set tmargin 5",  # the same for both panels: the second one's key sits in it
         "set title 'Wake round trip between two threads'",
         "set ylabel 'microseconds per round trip'",
         f"set yrange [0:{max_rt * 1.18:.3f}]",
@@ -292,7 +293,7 @@ def gnuplot_script(compare, svg_path, subtitle):
         f"set yrange [0:{max_post * 1.18:.3f}]",
         f"set xrange [-0.6:{len(rows_post) - 0.4}]",
         "set boxwidth 0.36",
-        "set key top left",
+        "set key outside top center horizontal",
         f"plot $post using ($1-0.19):3:xtic(2) with boxes lc rgb '#{evcxx_color:06x}' "
         "title '1 producer', \\",
         "     $post using ($1+0.19):4 with boxes lc rgb '#ff7f0e' title '2 producers', \\",
