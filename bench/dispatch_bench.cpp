@@ -11,9 +11,11 @@
 // keeps for post() and stop(), so that the three flavours run on loops of the same shape.
 
 #include <benchmark/benchmark.h>
+
 #include <ev++.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include "bench_support.hpp"
 
 #include <evcxx/check.hpp>
 #include <evcxx/idle.hpp>
@@ -279,17 +281,29 @@ void BM_Feed_Evcxx(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Idle_RawC);
-BENCHMARK(BM_Idle_EvPlusPlus);
-BENCHMARK(BM_Idle_Evcxx);
-BENCHMARK(BM_Timer_RawC);
-BENCHMARK(BM_Timer_EvPlusPlus);
-BENCHMARK(BM_Timer_Evcxx);
-BENCHMARK(BM_Io_RawC);
-BENCHMARK(BM_Io_EvPlusPlus);
-BENCHMARK(BM_Io_Evcxx);
-BENCHMARK(BM_Feed_RawC);
-BENCHMARK(BM_Feed_EvPlusPlus);
-BENCHMARK(BM_Feed_Evcxx);
+BENCHMARK(BM_Idle_RawC)->Name("idle_dispatch/libev")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Idle_EvPlusPlus)
+    ->Name("idle_dispatch/ev++")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Idle_Evcxx)->Name("idle_dispatch/evcxx")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Timer_RawC)
+    ->Name("timer_dispatch/libev")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Timer_EvPlusPlus)
+    ->Name("timer_dispatch/ev++")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Timer_Evcxx)
+    ->Name("timer_dispatch/evcxx")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Io_RawC)->Name("io_dispatch/libev")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Io_EvPlusPlus)->Name("io_dispatch/ev++")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Io_Evcxx)->Name("io_dispatch/evcxx")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Feed_RawC)->Name("feed_dispatch/libev")->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Feed_EvPlusPlus)
+    ->Name("feed_dispatch/ev++")
+    ->ComputeStatistics("best", evcxx_bench::best);
+BENCHMARK(BM_Feed_Evcxx)->Name("feed_dispatch/evcxx")->ComputeStatistics("best", evcxx_bench::best);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  return evcxx_bench::run_main(argc, argv);
+}
