@@ -10,7 +10,7 @@ packages=(
   libgtest-dev               # GoogleTest, for the test suite
   libbenchmark-dev           # Google Benchmark, for bench/
   libuv1-dev libboost-dev    # the libraries bench/ compares against
-  gnuplot-nox                # draws the benchmark plot
+  gnuplot-nox python3        # draw the benchmark plot and table (scripts/bench.sh)
 )
 
 missing=()
