@@ -22,6 +22,7 @@ struct Loop::Impl {
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
   std::function<void(Loop&)> invoke_hook;
+  bool holds_ref = false;  // loop thread: queued tasks keep run() going, like an active watcher
   bool destroying = false;
 };
 
@@ -101,6 +102,7 @@ Loop::~Loop() {
     }
     w = next;
   }
+  if (impl_->holds_ref) ev_unref(loop_);
   ev_ref(loop_);
   ev_async_stop(loop_, &impl_->wakeup);
   if (owned_) ev_loop_destroy(loop_);  // runs the Cleanup watchers still attached
@@ -156,6 +158,21 @@ void Loop::on_wakeup() noexcept {
     }
   }
   impl_->running.clear();
+  // Tasks those tasks posted are work too: run() must not return before it reaches them (their
+  // post() already re-armed the wakeup).
+  bool more;
+  {
+    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
+    more = !impl_->queue.empty();
+  }
+  if (more != impl_->holds_ref) {
+    if (more) {
+      ev_ref(loop_);
+    } else {
+      ev_unref(loop_);
+    }
+    impl_->holds_ref = more;
+  }
   if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
     ev_break(loop_, EVBREAK_ONE);
   }
