@@ -1,9 +1,16 @@
 #include "evcxx/loop.hpp"
 
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include <cerrno>
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -39,6 +46,27 @@ void check_interval(std::chrono::duration<double> interval, const char* what) {
   }
 }
 
+// libev abort()s when it cannot create a loop's wakeup eventfd (or pipe), so check first that it
+// could. Another thread may still take the last descriptor in between; this catches the usual case.
+void check_wakeup_fd_available() {
+#ifdef __linux__
+  const int probe = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (probe >= 0) {
+    ::close(probe);
+    return;
+  }
+#endif
+  int fds[2];
+  if (::pipe(fds) == 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return;
+  }
+  throw std::system_error(errno, std::generic_category(),
+                          "evcxx: cannot create the loop's wakeup eventfd or pipe (is the process "
+                          "out of file descriptors?)");
+}
+
 }  // namespace
 
 Loop::Loop() : Loop(LoopFlags()) {}
@@ -61,6 +89,7 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
     throw Error("evcxx: could not create the internal placeholder loop (out of memory)");
   }
   try {
+    check_wakeup_fd_available();
     impl_ = std::make_unique<Impl>();
   } catch (...) {
     if (owned_) ev_loop_destroy(loop_);
