@@ -26,6 +26,7 @@ struct Loop::Impl {
   std::mutex queue_mutex;
   std::vector<std::function<void()>> queue;    // guarded by queue_mutex
   std::vector<std::function<void()>> running;  // loop thread: the batch being run
+  std::size_t next_task = 0;                   // loop thread: running[next_task] runs next
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
   std::function<void(Loop&)> invoke_hook;
@@ -174,26 +175,31 @@ void Loop::post(std::function<void()> task) {
 }
 
 void Loop::on_wakeup() noexcept {
-  {
+  // A task may run the loop again (nested run()), which calls this again: the nested call goes on
+  // with the rest of the same batch, so every task runs once and in order.
+  if (impl_->next_task == impl_->running.size()) {
+    impl_->running.clear();
+    impl_->next_task = 0;
     std::lock_guard<std::mutex> lock(impl_->queue_mutex);
     impl_->running.swap(impl_->queue);
   }
   // Tasks posted by these tasks go to the next batch, so one busy producer cannot starve I/O.
-  for (auto& task : impl_->running) {
+  while (impl_->next_task < impl_->running.size()) {
+    std::function<void()> task = std::move(impl_->running[impl_->next_task++]);
     try {
       task();
     } catch (...) {
       capture_exception(std::current_exception());
     }
   }
-  impl_->running.clear();
-  // Tasks those tasks posted are work too: run() must not return before it reaches them (their
-  // post() already re-armed the wakeup).
+  // Tasks those tasks posted are work too: run() must not return before it reaches them.
   bool more;
   {
     std::lock_guard<std::mutex> lock(impl_->queue_mutex);
     more = !impl_->queue.empty();
   }
+  // Their post() may have been consumed by a nested run(), so re-arm the wakeup.
+  if (more) ev_async_send(loop_, &impl_->wakeup);
   if (more != impl_->holds_ref) {
     if (more) {
       ev_ref(loop_);
