@@ -132,6 +132,12 @@ Loop::~Loop() {
     }
     w = next;
   }
+  if (!owned_) {
+    // The borrowed loop lives on: it must not call hooks that point at this object.
+    if (impl_->release_hook) ev_set_loop_release_cb(loop_, nullptr, nullptr);
+    if (impl_->invoke_hook) ev_set_invoke_pending_cb(loop_, ev_invoke_pending);
+    if (ev_userdata(loop_) == this) ev_set_userdata(loop_, nullptr);
+  }
   if (impl_->holds_ref) ev_unref(loop_);
   ev_ref(loop_);
   ev_async_stop(loop_, &impl_->wakeup);
