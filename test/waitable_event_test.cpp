@@ -303,6 +303,10 @@ TEST(WaitableEventFd, WithoutFreeDescriptorsFdFailsButTheEventWorks) {
     {
       evcxx::Loop loop;
       evcxx::WaitableEvent event(loop);
+      // Sanitizer runtimes need descriptors to check a call the first time: make each once first.
+      event.set();
+      static_cast<void>(event.is_set() && event.wait_for(0s));
+      event.clear();
       struct rlimit limit {};
       ::getrlimit(RLIMIT_NOFILE, &limit);
       limit.rlim_cur = 64;
@@ -313,7 +317,7 @@ TEST(WaitableEventFd, WithoutFreeDescriptorsFdFailsButTheEventWorks) {
       if (event.fd() != -1 || errno != EMFILE) code |= 1;
       event.set();
       if (!event.is_set() || !event.wait_for(0s)) code |= 2;
-      ::close(hogs.back());
+      for (int fd : hogs) ::close(fd);
       const int fd = event.fd();
       if (fd < 0 || !readable(fd)) code |= 4;
       event.clear();
