@@ -50,6 +50,7 @@ std::atomic<evcxx::Async*> g_async{nullptr};
 std::atomic<evcxx::Loop*> g_loop{nullptr};
 std::atomic<evcxx::WaitableEvent*> g_event{nullptr};
 std::atomic<int> g_handled{0};
+thread_local int t_handled = 0;  // handlers run on this thread
 volatile sig_atomic_t g_errno_clobbered = 0;
 
 // Every handler here keeps errno as it found it, and notes if the evcxx call it made changed it.
@@ -61,6 +62,7 @@ void preserving_errno(Fn fn) {
   if (errno != EXDEV) g_errno_clobbered = 1;
   errno = saved;
   g_handled.fetch_add(1);
+  ++t_handled;
 }
 
 void send_from_handler(int) {
@@ -287,25 +289,26 @@ TEST(SignalSafety, HandlersInterruptingSetAndClearKeepTheFdConsistent) {
     ASSERT_GE(fd, 0);
     Publish<evcxx::WaitableEvent> publish(g_event, event);
     std::atomic<bool> stop{false};
+    std::atomic<int> worker_handled{0};
     std::thread worker([&] {
       unsigned i = 0;
-      while (!stop.load()) {
+      // Keeps going until at least one handler interrupted it.
+      while (!stop.load() || t_handled == 0) {
         if (++i % 2 == 0) {
           event.set();
         } else {
           event.clear();
         }
       }
+      worker_handled = t_handled;
     });
-    const int handled_before = g_handled.load();
     for (int s = 0; s < 200; ++s) {
       ::pthread_kill(worker.native_handle(), SIGUSR1);
       ::raise(SIGUSR1);  // and one on this thread, racing the worker
     }
-    // Let the worker take its signals before it stops.
-    while (g_handled.load() - handled_before < 2) std::this_thread::yield();
     stop = true;
     worker.join();
+    ASSERT_GE(worker_handled.load(), 1);
     ASSERT_EQ(event.is_set(), readable(fd)) << "round " << round;
     event.set();
     ASSERT_TRUE(readable(fd));
