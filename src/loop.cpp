@@ -254,6 +254,10 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
           self.impl_->release_hook();
         } catch (...) {
           self.capture_exception(std::current_exception());
+          // libev drops an ev_break() made around its poll, and is about to block: break through
+          // the wakeup instead, woken now rather than at the next event.
+          self.impl_->stop_requested.store(true, std::memory_order_relaxed);
+          ev_async_send(l, &self.impl_->wakeup);
         }
       },
       [](struct ev_loop* l) noexcept {
@@ -262,6 +266,9 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
           self.impl_->acquire_hook();
         } catch (...) {
           self.capture_exception(std::current_exception());
+          // As above; the wakeup runs with the events of this iteration.
+          self.impl_->stop_requested.store(true, std::memory_order_relaxed);
+          ev_feed_event(l, &self.impl_->wakeup, EV_ASYNC);
         }
       });
 }
