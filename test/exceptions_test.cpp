@@ -275,3 +275,66 @@ TEST(Exceptions, ThrowingInvokePendingHookIsRethrownByRun) {
   EXPECT_NO_THROW(loop.run(evcxx::Run::nowait));
   EXPECT_EQ(calls, 2);
 }
+
+// The release hook runs right before the loop blocks: its exception must not wait for an event.
+TEST(Exceptions, ThrowingReleaseHookIsRethrownWithoutWaitingForAnEvent) {
+  evcxx::Loop loop;
+  bool thrown = false;
+  loop.set_release_hooks(
+      [&] {
+        if (!thrown) {
+          thrown = true;
+          throw Boom("release");
+        }
+      },
+      [] {});
+  evcxx::Async never_sent(loop, [] {});  // nothing will ever wake the loop
+  Watchdog dog(loop, std::chrono::seconds(20));
+  EXPECT_EQ(thrown_by([&] { loop.run(); }), "release");
+  dog.disarm();
+  EXPECT_FALSE(dog.fired()) << "run() blocked until the watchdog stopped it";
+  // The loop works normally afterwards, and the next run() is not cut short.
+  int rounds = 0;
+  never_sent.set_callback([&] {
+    if (++rounds < 3) {
+      never_sent.send();
+    } else {
+      never_sent.stop();
+    }
+  });
+  std::thread([&] { never_sent.send(); }).join();
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(rounds, 3);
+}
+
+TEST(Exceptions, ThrowingAcquireHookIsRethrownAfterTheEventsDue) {
+  evcxx::Loop loop;
+  bool thrown = false;
+  loop.set_release_hooks([] {},
+                         [&] {
+                           if (!thrown) {
+                             thrown = true;
+                             throw Boom("acquire");
+                           }
+                         });
+  int calls = 0;
+  evcxx::Async async(loop, [&] { ++calls; });
+  std::thread([&] { async.send(); }).join();
+  Watchdog dog(loop, std::chrono::seconds(20));
+  EXPECT_EQ(thrown_by([&] { loop.run(); }), "acquire");
+  dog.disarm();
+  EXPECT_FALSE(dog.fired()) << "run() blocked until the watchdog stopped it";
+  EXPECT_EQ(calls, 1);  // the event that woke the loop was still delivered
+  // The next run() is not cut short by the hook's failure.
+  int rounds = 0;
+  async.set_callback([&] {
+    if (++rounds < 3) {
+      async.send();
+    } else {
+      async.stop();
+    }
+  });
+  async.send();
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(rounds, 3);
+}
