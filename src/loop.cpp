@@ -30,7 +30,8 @@ struct Loop::Impl {
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
   std::function<void(Loop&)> invoke_hook;
-  bool holds_ref = false;  // loop thread: queued tasks keep run() going, like an active watcher
+  bool in_poll_hook = false;  // loop thread: a release/acquire hook is running
+  bool holds_ref = false;     // loop thread: queued tasks keep run() going, like an active watcher
   bool destroying = false;
 };
 
@@ -154,6 +155,11 @@ bool Loop::is_default() const noexcept {
 }
 
 bool Loop::run(Run how) {
+  if (impl_->in_poll_hook) {
+    // libev would abort ("ev_loop recursion during release detected").
+    throw std::logic_error(
+        "evcxx: Loop::run() inside a release/acquire hook; the hooks may only lock and unlock");
+  }
   rethrow_captured();
   const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
   rethrow_captured();
@@ -250,9 +256,12 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
       loop_,
       [](struct ev_loop* l) noexcept {
         Loop& self = loop_of(l);
+        self.impl_->in_poll_hook = true;
         try {
           self.impl_->release_hook();
+          self.impl_->in_poll_hook = false;
         } catch (...) {
+          self.impl_->in_poll_hook = false;
           self.capture_exception(std::current_exception());
           // libev drops an ev_break() made around its poll, and is about to block: break through
           // the wakeup instead, woken now rather than at the next event.
@@ -262,9 +271,12 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
       },
       [](struct ev_loop* l) noexcept {
         Loop& self = loop_of(l);
+        self.impl_->in_poll_hook = true;
         try {
           self.impl_->acquire_hook();
+          self.impl_->in_poll_hook = false;
         } catch (...) {
+          self.impl_->in_poll_hook = false;
           self.capture_exception(std::current_exception());
           // As above; the wakeup runs with the events of this iteration.
           self.impl_->stop_requested.store(true, std::memory_order_relaxed);
