@@ -764,3 +764,29 @@ TEST(LoopHooks, InvokePendingHookRunsTheCallbacks) {
   EXPECT_EQ(callbacks, 2);
   EXPECT_EQ(hook_calls, hooked);
 }
+
+TEST(LoopHooks, RunInsideAReleaseHookIsALogicErrorNotAnAbort) {
+  evcxx::Loop loop;
+  int attempts = 0;
+  int logic_errors = 0;
+  auto try_to_run = [&] {
+    if (attempts++ < 2) {
+      try {
+        loop.run(evcxx::Run::nowait);
+      } catch (const std::logic_error&) {
+        ++logic_errors;
+      }
+    }
+  };
+  loop.set_release_hooks(try_to_run, try_to_run);
+  int calls = 0;
+  evcxx::Async async(loop, [&] {
+    ++calls;
+    async.stop();
+  });
+  async.send();
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(logic_errors, 2);  // from the release and from the acquire hook
+  EXPECT_EQ(calls, 1);
+}
