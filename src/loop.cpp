@@ -1,9 +1,16 @@
 #include "evcxx/loop.hpp"
 
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include <cerrno>
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -19,9 +26,12 @@ struct Loop::Impl {
   std::mutex queue_mutex;
   std::vector<std::function<void()>> queue;    // guarded by queue_mutex
   std::vector<std::function<void()>> running;  // loop thread: the batch being run
+  std::size_t next_task = 0;                   // loop thread: running[next_task] runs next
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
   std::function<void(Loop&)> invoke_hook;
+  bool in_poll_hook = false;  // loop thread: a release/acquire hook is running
+  bool holds_ref = false;     // loop thread: queued tasks keep run() going, like an active watcher
   bool destroying = false;
 };
 
@@ -36,6 +46,27 @@ void check_interval(std::chrono::duration<double> interval, const char* what) {
     throw std::invalid_argument(std::string("evcxx: ") + what +
                                 " must be a non-negative number of seconds");
   }
+}
+
+// libev abort()s when it cannot create a loop's wakeup eventfd (or pipe), so check first that it
+// could. Another thread may still take the last descriptor in between; this catches the usual case.
+void check_wakeup_fd_available() {
+#ifdef __linux__
+  const int probe = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (probe >= 0) {
+    ::close(probe);
+    return;
+  }
+#endif
+  int fds[2];
+  if (::pipe(fds) == 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return;
+  }
+  throw std::system_error(errno, std::generic_category(),
+                          "evcxx: cannot create the loop's wakeup eventfd or pipe (is the process "
+                          "out of file descriptors?)");
 }
 
 }  // namespace
@@ -60,6 +91,7 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
     throw Error("evcxx: could not create the internal placeholder loop (out of memory)");
   }
   try {
+    check_wakeup_fd_available();
     impl_ = std::make_unique<Impl>();
   } catch (...) {
     if (owned_) ev_loop_destroy(loop_);
@@ -101,6 +133,13 @@ Loop::~Loop() {
     }
     w = next;
   }
+  if (!owned_) {
+    // The borrowed loop lives on: it must not call hooks that point at this object.
+    if (impl_->release_hook) ev_set_loop_release_cb(loop_, nullptr, nullptr);
+    if (impl_->invoke_hook) ev_set_invoke_pending_cb(loop_, ev_invoke_pending);
+    if (ev_userdata(loop_) == this) ev_set_userdata(loop_, nullptr);
+  }
+  if (impl_->holds_ref) ev_unref(loop_);
   ev_ref(loop_);
   ev_async_stop(loop_, &impl_->wakeup);
   if (owned_) ev_loop_destroy(loop_);  // runs the Cleanup watchers still attached
@@ -116,6 +155,11 @@ bool Loop::is_default() const noexcept {
 }
 
 bool Loop::run(Run how) {
+  if (impl_->in_poll_hook) {
+    // libev would abort ("ev_loop recursion during release detected").
+    throw std::logic_error(
+        "evcxx: Loop::run() inside a release/acquire hook; the hooks may only lock and unlock");
+  }
   rethrow_captured();
   const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
   rethrow_captured();
@@ -143,19 +187,39 @@ void Loop::post(std::function<void()> task) {
 }
 
 void Loop::on_wakeup() noexcept {
-  {
+  // A task may run the loop again (nested run()), which calls this again: the nested call goes on
+  // with the rest of the same batch, so every task runs once and in order.
+  if (impl_->next_task == impl_->running.size()) {
+    impl_->running.clear();
+    impl_->next_task = 0;
     std::lock_guard<std::mutex> lock(impl_->queue_mutex);
     impl_->running.swap(impl_->queue);
   }
   // Tasks posted by these tasks go to the next batch, so one busy producer cannot starve I/O.
-  for (auto& task : impl_->running) {
+  while (impl_->next_task < impl_->running.size()) {
+    std::function<void()> task = std::move(impl_->running[impl_->next_task++]);
     try {
       task();
     } catch (...) {
       capture_exception(std::current_exception());
     }
   }
-  impl_->running.clear();
+  // Tasks those tasks posted are work too: run() must not return before it reaches them.
+  bool more;
+  {
+    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
+    more = !impl_->queue.empty();
+  }
+  // Their post() may have been consumed by a nested run(), so re-arm the wakeup.
+  if (more) ev_async_send(loop_, &impl_->wakeup);
+  if (more != impl_->holds_ref) {
+    if (more) {
+      ev_ref(loop_);
+    } else {
+      ev_unref(loop_);
+    }
+    impl_->holds_ref = more;
+  }
   if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
     ev_break(loop_, EVBREAK_ONE);
   }
@@ -192,18 +256,31 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
       loop_,
       [](struct ev_loop* l) noexcept {
         Loop& self = loop_of(l);
+        self.impl_->in_poll_hook = true;
         try {
           self.impl_->release_hook();
+          self.impl_->in_poll_hook = false;
         } catch (...) {
+          self.impl_->in_poll_hook = false;
           self.capture_exception(std::current_exception());
+          // libev drops an ev_break() made around its poll, and is about to block: break through
+          // the wakeup instead, woken now rather than at the next event.
+          self.impl_->stop_requested.store(true, std::memory_order_relaxed);
+          ev_async_send(l, &self.impl_->wakeup);
         }
       },
       [](struct ev_loop* l) noexcept {
         Loop& self = loop_of(l);
+        self.impl_->in_poll_hook = true;
         try {
           self.impl_->acquire_hook();
+          self.impl_->in_poll_hook = false;
         } catch (...) {
+          self.impl_->in_poll_hook = false;
           self.capture_exception(std::current_exception());
+          // As above; the wakeup runs with the events of this iteration.
+          self.impl_->stop_requested.store(true, std::memory_order_relaxed);
+          ev_feed_event(l, &self.impl_->wakeup, EV_ASYNC);
         }
       });
 }

@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
+#include <type_traits>
 
 #include "evcxx/async.hpp"
 #include "evcxx/export.hpp"
@@ -46,10 +49,11 @@ class EVCXX_API WaitableEvent {
   void wait() noexcept;
   // ANY thread: blocks until the event is set or the time is up. Returns true if a set() released
   // the wait (even if the event was cleared again since), false on timeout.
+  // A timeout too large for the clock (duration::max()) waits forever; NaN throws
+  // std::invalid_argument.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(std::chrono::steady_clock::now() +
-                      std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return wait_until_steady(steady_deadline_after(timeout));
   }
   template <class ClockType, class Duration>
   bool wait_until(std::chrono::time_point<ClockType, Duration> deadline) {
@@ -58,12 +62,9 @@ class EVCXX_API WaitableEvent {
     } else {
       // Other clocks may jump: wait in steady slices and re-check against the caller's clock.
       for (;;) {
-        const auto left = deadline - ClockType::now();
-        if (left <= Duration::zero()) return is_set();
-        if (wait_until_steady(std::chrono::steady_clock::now() +
-                              std::chrono::ceil<std::chrono::steady_clock::duration>(left))) {
-          return true;
-        }
+        const auto now = ClockType::now();
+        if (deadline <= now) return is_set();
+        if (wait_until_steady(steady_deadline_after(deadline - now))) return true;
       }
     }
   }
@@ -78,6 +79,25 @@ class EVCXX_API WaitableEvent {
   Loop& loop() const noexcept { return async_.loop(); }
 
  private:
+  // now + timeout on the steady clock, saturated to time_point::max() (no deadline) instead of
+  // overflowing.
+  template <class Rep, class Period>
+  static std::chrono::steady_clock::time_point steady_deadline_after(
+      std::chrono::duration<Rep, Period> timeout) {
+    using std::chrono::steady_clock;
+    if constexpr (std::is_floating_point_v<Rep>) {
+      if (std::isnan(timeout.count())) {
+        throw std::invalid_argument("evcxx: WaitableEvent wait timeout is NaN");
+      }
+    }
+    const auto now = steady_clock::now();
+    if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
+    const std::chrono::duration<double> room = steady_clock::time_point::max() - now;
+    if (std::chrono::duration<double>(timeout) >= room - std::chrono::seconds(1)) {
+      return steady_clock::time_point::max();
+    }
+    return now + std::chrono::ceil<steady_clock::duration>(timeout);
+  }
   bool wait_until_steady(std::chrono::steady_clock::time_point deadline) noexcept;
   // Makes fd() readable exactly when the event is set; lock-free and async-signal-safe.
   void sync_fd() const noexcept;

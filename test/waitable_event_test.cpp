@@ -1,0 +1,499 @@
+// evcxx::WaitableEvent: a level-triggered event for threads, foreign poll loops and the Loop.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <evcxx/loop.hpp>
+#include <evcxx/waitable_event.hpp>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using evcxx_test::completes_within;
+using evcxx_test::kPatience;
+using evcxx_test::readable;
+using evcxx_test::Watchdog;
+
+static_assert(!std::is_copy_constructible_v<evcxx::WaitableEvent> &&
+              !std::is_copy_assignable_v<evcxx::WaitableEvent>);
+static_assert(!std::is_move_constructible_v<evcxx::WaitableEvent> &&
+              !std::is_move_assignable_v<evcxx::WaitableEvent>);
+
+TEST(WaitableEvent, StartsClear) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  EXPECT_FALSE(event.is_set());
+  EXPECT_FALSE(event.wait_for(0ms));
+  EXPECT_FALSE(readable(event.fd()));
+}
+
+TEST(WaitableEvent, IsLevelTriggered) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  event.set();
+  for (int i = 0; i < 3; ++i) {  // observing it does not consume it
+    EXPECT_TRUE(event.is_set());
+    event.wait();
+    EXPECT_TRUE(event.wait_for(0ms));
+    EXPECT_TRUE(readable(event.fd()));
+  }
+  event.clear();
+  EXPECT_FALSE(event.is_set());
+  EXPECT_FALSE(event.wait_for(0ms));
+}
+
+TEST(WaitableEvent, SetIsIdempotent) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const int fd = event.fd();
+  event.set();
+  event.set();
+  event.set();
+  EXPECT_TRUE(event.is_set());
+  EXPECT_TRUE(readable(fd));
+  event.clear();  // one clear undoes any number of sets: a level, not a count
+  EXPECT_FALSE(event.is_set());
+  EXPECT_FALSE(readable(fd));
+}
+
+TEST(WaitableEvent, ClearNeverBlocks) {
+  evcxx::Loop loop;
+  auto event = std::make_shared<evcxx::WaitableEvent>(loop);
+  EXPECT_TRUE(completes_within(kPatience, [event] {
+    event->clear();  // nothing set, no fd yet
+    event->clear();
+  }));
+  ASSERT_GE(event->fd(), 0);
+  EXPECT_TRUE(completes_within(kPatience, [event] {
+    event->clear();  // nothing set, with an fd
+    event->set();
+    event->clear();
+    event->clear();
+  }));
+  EXPECT_FALSE(event->is_set());
+  EXPECT_FALSE(readable(event->fd()));
+}
+
+TEST(WaitableEvent, WaitBlocksUntilSetFromAnotherThread) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  std::atomic<bool> returned{false};
+  std::thread waiter([&] {
+    event.wait();
+    returned = true;
+  });
+  std::this_thread::sleep_for(20ms);  // makes it likely the waiter is blocked; correct either way
+  EXPECT_FALSE(returned.load());
+  event.set();
+  waiter.join();
+  EXPECT_TRUE(returned.load());
+}
+
+TEST(WaitableEvent, OneSetReleasesEveryWaiter) {
+  constexpr int kWaiters = 8;
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  std::atomic<int> ready{0};
+  std::atomic<int> released{0};
+  std::atomic<int> timed_out{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&, i] {
+      ++ready;
+      bool ok = true;
+      switch (i % 4) {
+        case 0:
+          event.wait();
+          break;
+        case 1:
+          ok = event.wait_for(kPatience);
+          break;
+        case 2:
+          ok = event.wait_until(std::chrono::steady_clock::now() + kPatience);
+          break;
+        default:
+          ok = event.wait_until(std::chrono::system_clock::now() + kPatience);
+          break;
+      }
+      (ok ? released : timed_out)++;
+    });
+  }
+  while (ready.load() < kWaiters) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);  // makes it likely all are blocked; correct either way
+  EXPECT_EQ(released.load(), 0);
+  event.set();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(released.load(), kWaiters);
+  EXPECT_EQ(timed_out.load(), 0);
+}
+
+TEST(WaitableEvent, SetThenClearStillReleasesEveryBlockedWaiter) {
+  constexpr int kWaiters = 8;
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  std::atomic<int> ready{0};
+  std::atomic<int> released{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&] {
+      ++ready;
+      if (event.wait_for(kPatience)) ++released;
+    });
+  }
+  while (ready.load() < kWaiters) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);  // makes it likely all are blocked; correct either way
+  event.set();
+  event.clear();  // before the waiters had a chance to look
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(released.load(), kWaiters);
+  EXPECT_FALSE(event.is_set());
+}
+
+TEST(WaitableEvent, WaitForTimesOutWhenNotSet) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(event.wait_for(50ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);  // never early
+  EXPECT_FALSE(event.wait_for(-1s));                          // a past timeout polls
+  EXPECT_FALSE(event.wait_for(std::chrono::duration<double>(0.01)));
+}
+
+TEST(WaitableEvent, WaitForReturnsTrueWhenSetMeanwhile) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  std::thread setter([&] {
+    std::this_thread::sleep_for(20ms);  // makes it likely the wait blocks first
+    event.set();
+  });
+  EXPECT_TRUE(event.wait_for(kPatience));
+  setter.join();
+  EXPECT_TRUE(event.wait_for(0s));
+}
+
+TEST(WaitableEvent, WaitUntilWithSteadyClock) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  EXPECT_FALSE(event.wait_until(std::chrono::steady_clock::now() - 1s));
+  const auto deadline = std::chrono::steady_clock::now() + 30ms;
+  EXPECT_FALSE(event.wait_until(deadline));
+  EXPECT_GE(std::chrono::steady_clock::now(), deadline);
+  std::thread setter([&] { event.set(); });
+  EXPECT_TRUE(event.wait_until(std::chrono::steady_clock::now() + kPatience));
+  setter.join();
+  EXPECT_TRUE(event.wait_until(std::chrono::steady_clock::now() - 1s));  // set: at once
+}
+
+TEST(WaitableEvent, WaitUntilWithSystemClock) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  EXPECT_FALSE(event.wait_until(std::chrono::system_clock::now() - 1s));
+  const auto deadline = std::chrono::system_clock::now() + 30ms;
+  EXPECT_FALSE(event.wait_until(deadline));
+  EXPECT_GE(std::chrono::system_clock::now(), deadline);
+  std::thread setter([&] { event.set(); });
+  EXPECT_TRUE(event.wait_until(std::chrono::system_clock::now() + kPatience));
+  setter.join();
+  EXPECT_TRUE(event.wait_until(std::chrono::system_clock::now() - 1s));
+}
+
+TEST(WaitableEvent, TimeoutsBeyondTheClockMeanForeverAndNaNIsRejected) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::atomic<int> returned{0};
+  std::atomic<int> released{0};
+  std::vector<std::thread> waiters;
+  auto spawn = [&](auto wait) {
+    waiters.emplace_back([&, wait] {
+      if (wait()) ++released;
+      ++returned;
+    });
+  };
+  spawn([&] { return event.wait_for(std::chrono::seconds::max()); });
+  spawn([&] { return event.wait_for(std::chrono::hours::max()); });
+  spawn([&] { return event.wait_for(std::chrono::duration<double>(inf)); });
+  spawn([&] { return event.wait_until(std::chrono::system_clock::time_point::max()); });
+  spawn([&] { return event.wait_until(std::chrono::steady_clock::time_point::max()); });
+  std::this_thread::sleep_for(50ms);  // gives a wrapped-around deadline time to show
+  EXPECT_EQ(returned.load(), 0) << "a huge timeout expired at once";
+  event.set();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(released.load(), 5);
+  event.clear();
+  EXPECT_FALSE(event.wait_for(std::chrono::seconds::min()));
+  EXPECT_FALSE(event.wait_for(std::chrono::duration<double>(-inf)));
+  EXPECT_FALSE(event.wait_until(std::chrono::system_clock::time_point::min()));
+  EXPECT_THROW(event.wait_for(std::chrono::duration<double>(std::nan(""))), std::invalid_argument);
+}
+
+TEST(WaitableEventFd, ReadableExactlyWhileSet) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const int fd = event.fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(event.fd(), fd);  // the same fd every time
+  EXPECT_GE(::fcntl(fd, F_GETFD), 0);
+  EXPECT_TRUE(::fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  EXPECT_FALSE(readable(fd));
+  event.set();
+  EXPECT_TRUE(readable(fd));
+  EXPECT_TRUE(readable(fd));
+  event.set();
+  EXPECT_TRUE(readable(fd));
+  event.clear();
+  EXPECT_FALSE(readable(fd));
+  event.clear();
+  EXPECT_FALSE(readable(fd));
+  event.set();
+  EXPECT_TRUE(readable(fd));
+}
+
+TEST(WaitableEventFd, CreatedWhileSetIsReadableAtOnce) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  event.set();
+  const int fd = event.fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(readable(fd));
+  event.clear();
+  EXPECT_FALSE(readable(fd));
+}
+
+TEST(WaitableEventFd, WakesAForeignPollLoop) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const int fd = event.fd();
+  std::thread setter([&] {
+    std::this_thread::sleep_for(20ms);  // makes it likely poll() blocks first
+    event.set();
+  });
+  struct pollfd p {};
+  p.fd = fd;
+  p.events = POLLIN;
+  const int n = ::poll(&p, 1, static_cast<int>(kPatience.count() * 1000));
+  setter.join();
+  EXPECT_EQ(n, 1);
+  EXPECT_TRUE(p.revents & POLLIN);
+  EXPECT_TRUE(event.is_set());
+}
+
+// Out of file descriptors, fd() reports -1 with errno (the event itself keeps working), and a
+// later call creates the fd once one is free.
+TEST(WaitableEventFd, WithoutFreeDescriptorsFdFailsButTheEventWorks) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    {
+      evcxx::Loop loop;
+      evcxx::WaitableEvent event(loop);
+      // Sanitizer runtimes need descriptors to check a call the first time: make each once first.
+      event.set();
+      static_cast<void>(event.is_set() && event.wait_for(0s));
+      event.clear();
+      struct rlimit limit {};
+      ::getrlimit(RLIMIT_NOFILE, &limit);
+      limit.rlim_cur = 64;
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+      std::vector<int> hogs;
+      for (int fd; (fd = ::dup(0)) >= 0;) hogs.push_back(fd);
+      errno = 0;
+      if (event.fd() != -1 || errno != EMFILE) code |= 1;
+      event.set();
+      if (!event.is_set() || !event.wait_for(0s)) code |= 2;
+      for (int fd : hogs) ::close(fd);
+      const int fd = event.fd();
+      if (fd < 0 || !readable(fd)) code |= 4;
+      event.clear();
+      if (readable(fd)) code |= 8;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed checks (bit mask)";
+}
+
+// After threads race set() and clear() (and one creates the fd mid-race), is_set() and the fd's
+// readability agree once they have all finished.
+TEST(WaitableEventFd, AgreesWithIsSetAfterRacingSetAndClear) {
+  constexpr int kThreads = 6;
+  constexpr int kRounds = 60;
+  constexpr int kOps = 300;
+  evcxx::Loop loop;
+  for (int round = 0; round < kRounds; ++round) {
+    evcxx::WaitableEvent event(loop);
+    const bool fd_first = round % 2 == 0;
+    if (fd_first) {
+      ASSERT_GE(event.fd(), 0);
+    }
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::minstd_rand random(static_cast<unsigned>(round * kThreads + t));
+        ++ready;
+        while (ready.load() < kThreads) std::this_thread::yield();
+        for (int i = 0; i < kOps; ++i) {
+          if (!fd_first && t == 0 && i == kOps / 2) static_cast<void>(event.fd());
+          if (random() & 1) {
+            event.set();
+          } else {
+            event.clear();
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    const int fd = event.fd();
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(event.is_set(), readable(fd)) << "round " << round;
+    // And the fd keeps following the event afterwards.
+    event.set();
+    ASSERT_TRUE(readable(fd));
+    event.clear();
+    ASSERT_FALSE(readable(fd));
+  }
+}
+
+// --- announcing to the loop --------------------------------------------------------------------
+
+TEST(WaitableEventLoop, OnSetRunsOnTheLoopThread) {
+  evcxx::Loop loop;
+  std::thread::id on_set_thread;
+  int calls = 0;
+  evcxx::WaitableEvent event(loop, [&] {
+    on_set_thread = std::this_thread::get_id();
+    ++calls;
+    loop.break_loop();
+  });
+  std::thread setter([&] { event.set(); });
+  Watchdog dog(loop);
+  EXPECT_TRUE(loop.run());  // broken by on_set; the event still keeps the loop alive
+  dog.disarm();
+  setter.join();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(on_set_thread, std::this_thread::get_id());
+  EXPECT_TRUE(event.is_set());  // on_set does not consume the level
+}
+
+TEST(WaitableEventLoop, OnSetRunsOncePerObservedSet) {
+  evcxx::Loop loop;
+  int calls = 0;
+  evcxx::WaitableEvent event(loop, [&] { ++calls; });
+  event.set();
+  event.set();
+  event.set();
+  loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(calls, 1);
+  event.set();  // still set: nothing new to announce
+  loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(calls, 1);
+  event.clear();
+  event.set();
+  loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(WaitableEventLoop, OnSetNotRunWhenClearedBeforeTheLoopSawIt) {
+  evcxx::Loop loop;
+  int calls = 0;
+  evcxx::WaitableEvent event(loop, [&] { ++calls; });
+  std::thread([&] {
+    event.set();
+    event.clear();
+  }).join();
+  loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(calls, 0);
+  event.set();
+  loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(WaitableEventLoop, OnSetMayDestroyTheEvent) {
+  evcxx::Loop loop;
+  auto token = std::make_shared<int>(42);
+  int seen = 0;
+  std::unique_ptr<evcxx::WaitableEvent> event;
+  event = std::make_unique<evcxx::WaitableEvent>(loop, [&, token] {
+    event.reset();
+    seen = *token;  // its own captures are still alive
+  });
+  std::thread([&] { event->set(); }).join();
+  Watchdog dog(loop);
+  EXPECT_FALSE(loop.run());  // nothing left to keep it alive
+  dog.disarm();
+  EXPECT_EQ(event, nullptr);
+  EXPECT_EQ(seen, 42);
+  EXPECT_EQ(token.use_count(), 1);  // on_set was destroyed with the event
+}
+
+TEST(WaitableEventLoop, WithoutOnSetItDoesNotKeepRunAlive) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  EXPECT_FALSE(event.async().active());
+  EXPECT_FALSE(loop.run());
+  event.set();
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(&event.loop(), &loop);
+}
+
+TEST(WaitableEventLoop, WithOnSetItKeepsRunAlive) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop, [] {});
+  EXPECT_TRUE(event.async().active());
+  EXPECT_EQ(&event.loop(), &loop);
+  loop.stop();
+  EXPECT_TRUE(loop.run());  // active watchers remained
+}
+
+// Hand-offs between a thread and the loop: no set() is lost on the way to on_set, and no set() is
+// lost on the way to a waiter.
+TEST(WaitableEventLoop, PingPongWithTheLoopNeverLosesASet) {
+  constexpr int kRounds = 2000;
+  evcxx::Loop loop;
+  evcxx::WaitableEvent ack(loop);
+  int rounds_seen = 0;
+  std::unique_ptr<evcxx::WaitableEvent> ping;
+  ping = std::make_unique<evcxx::WaitableEvent>(loop, [&] {
+    ping->clear();
+    ++rounds_seen;
+    ack.set();
+  });
+  std::atomic<int> lost{0};
+  std::thread thread([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      ping->set();
+      if (!ack.wait_for(kPatience)) {
+        ++lost;
+        break;
+      }
+      ack.clear();
+    }
+    loop.stop();
+  });
+  Watchdog dog(loop, kPatience * 2);
+  loop.run();
+  dog.disarm();
+  thread.join();
+  EXPECT_EQ(lost.load(), 0);
+  EXPECT_EQ(rounds_seen, kRounds);
+}
