@@ -463,7 +463,8 @@ TEST(Loop, BackendQueries) {
   const auto embeddable = evcxx::Loop::embeddable_backends();
   EXPECT_EQ(supported.raw(), ev_supported_backends());
   EXPECT_EQ(recommended.raw(), ev_recommended_backends());
-  EXPECT_EQ(embeddable.raw(), ev_embeddable_backends());
+  // libev lists io_uring as embeddable, but ev_embed_start() aborts on an io_uring loop.
+  EXPECT_EQ(embeddable.raw(), ev_embeddable_backends() & ~unsigned{EVBACKEND_IOURING});
   EXPECT_TRUE(supported.contains(evcxx::Backend::select));
   EXPECT_TRUE(supported.contains(evcxx::Backend::poll));
   EXPECT_FALSE(recommended.empty());
