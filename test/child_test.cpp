@@ -11,28 +11,15 @@
 
 #include <evcxx/child.hpp>
 #include <evcxx/periodic.hpp>
-#include "test_support.hpp"
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using evcxx::Child;
 using evcxx::Loop;
 
+using evcxx_test::Deadline;
+
 namespace {
-
-// Breaks the loop if the awaited event never comes, so a broken watcher fails instead of hanging.
-class Deadline {
- public:
-  explicit Deadline(Loop& loop)
-      : periodic_(loop, evcxx::Clock::now() + 60s, [this, &loop] {
-          expired_ = true;
-          loop.break_loop();
-        }) {}
-  bool expired() const { return expired_; }
-
- private:
-  bool expired_ = false;
-  evcxx::Periodic periodic_;
-};
 
 // Forks a child that runs `body` and exits with its result. The default loop must exist first:
 // libev installs its SIGCHLD handler when it is created.

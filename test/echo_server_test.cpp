@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support.hpp"
 
 #ifndef EVCXX_ECHO_SERVER
 #error "EVCXX_ECHO_SERVER must name the echo_server executable"

@@ -11,10 +11,13 @@
 #include <evcxx/async.hpp>
 #include <evcxx/embed.hpp>
 #include <evcxx/periodic.hpp>
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using evcxx::Embed;
 using evcxx::Loop;
+
+using evcxx_test::Deadline;
 
 namespace {
 
@@ -72,21 +75,6 @@ class Pipe {
 
  private:
   int fds_[2];
-};
-
-// Breaks the loop if the awaited event never comes, so a broken watcher fails instead of hanging.
-class Deadline {
- public:
-  explicit Deadline(Loop& loop)
-      : periodic_(loop, evcxx::Clock::now() + 60s, [this, &loop] {
-          expired_ = true;
-          loop.break_loop();
-        }) {}
-  bool expired() const { return expired_; }
-
- private:
-  bool expired_ = false;
-  evcxx::Periodic periodic_;
 };
 
 }  // namespace

@@ -9,7 +9,7 @@
 
 #include <evcxx/async.hpp>
 #include <evcxx/fork.hpp>
-#include "test_support.hpp"
+#include "support.hpp"
 
 using evcxx::Fork;
 using evcxx::Loop;

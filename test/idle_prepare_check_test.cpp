@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support.hpp"
 #include "watcher_contract.hpp"
 
 using evcxx_test::Pipe;

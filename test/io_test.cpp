@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support.hpp"
 #include "watcher_contract.hpp"
 
 using evcxx::IoEvent;

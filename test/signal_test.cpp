@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support.hpp"
 #include "watcher_contract.hpp"
 
 using evcxx::Signal;

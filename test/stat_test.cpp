@@ -13,10 +13,13 @@
 
 #include <evcxx/periodic.hpp>
 #include <evcxx/stat.hpp>
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 using evcxx::Loop;
 using evcxx::Stat;
+
+using evcxx_test::Deadline;
 
 namespace {
 
@@ -43,21 +46,6 @@ void write_file(const std::string& path, const std::string& text, bool append = 
   ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   ::close(fd);
 }
-
-// Breaks the loop if the awaited event never comes, so a broken watcher fails instead of hanging.
-class Deadline {
- public:
-  explicit Deadline(Loop& loop)
-      : periodic_(loop, evcxx::Clock::now() + 60s, [this, &loop] {
-          expired_ = true;
-          loop.break_loop();
-        }) {}
-  bool expired() const { return expired_; }
-
- private:
-  bool expired_ = false;
-  evcxx::Periodic periodic_;
-};
 
 // Runs the loop until `done` or the deadline.
 template <class Done>

@@ -1,22 +1,99 @@
 #pragma once
 
-// Helpers shared by the core tests: a watchdog that turns a hang into a failure, a poll()-based
-// readability probe and a scoped signal handler.
+// Helpers shared by the tests: owned descriptors, pipes and socket pairs, exiting a forked child,
+// two ways to turn a hang into a failure (Watchdog, Deadline), a readability probe and a scoped
+// signal handler.
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include <evcxx/loop.hpp>
+#include <evcxx/periodic.hpp>
 
 namespace evcxx_test {
+
+// An owned file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    reset(other.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Ends a forked child at once. The raw exit_group system call skips the sanitizers' _exit
+// interceptors, whose exit-time work can deadlock in a child forked from a threaded process.
+[[noreturn]] inline void exit_child(int code) {
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+inline void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+struct Pipe {
+  Fd read;
+  Fd write;
+  Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw_errno("pipe2");
+    read.reset(fds[0]);
+    write.reset(fds[1]);
+  }
+};
+
+struct SocketPair {
+  Fd a;
+  Fd b;
+  SocketPair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+      throw_errno("socketpair");
+    }
+    a.reset(fds[0]);
+    b.reset(fds[1]);
+  }
+};
+
+inline void write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) throw_errno("write");
+    done += static_cast<std::size_t>(n);
+  }
+}
 
 // Generous bound for anything that should take milliseconds: the machine is shared and the
 // sanitizer builds are slow, so only a real hang (a lost wake-up) should ever reach it.
@@ -59,6 +136,22 @@ class Watchdog {
   bool disarmed_ = false;
   bool fired_ = false;
   std::thread thread_;  // last: starts after the members it uses exist
+};
+
+// Breaks the loop from inside it (a Periodic) if the awaited event never comes. Unlike Watchdog it
+// starts no thread, so tests that fork stay single-threaded.
+class Deadline {
+ public:
+  explicit Deadline(evcxx::Loop& loop, std::chrono::seconds limit = kPatience)
+      : periodic_(loop, evcxx::Clock::now() + limit, [this, &loop] {
+          expired_ = true;
+          loop.break_loop();
+        }) {}
+  bool expired() const { return expired_; }
+
+ private:
+  bool expired_ = false;
+  evcxx::Periodic periodic_;
 };
 
 // True when fd is readable right now (poll with a zero timeout).

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support.hpp"
 #include "watcher_contract.hpp"
 
 using evcxx::Timer;
