@@ -125,7 +125,8 @@ void post_throughput(benchmark::State& state) {
       threads.emplace_back([&] {
         while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
         Sink* const target = &sink;
-        for (std::size_t i = 0; i < kTasksPerProducer; ++i) consumer.post([target] { target->hit(); });
+        for (std::size_t i = 0; i < kTasksPerProducer; ++i)
+          consumer.post([target] { target->hit(); });
       });
     }
     const Clock::time_point start = Clock::now();

@@ -272,10 +272,14 @@ TEST(LoopThread, DestroyedByItsOwnTaskFinishesTheAcceptedTasksThenExits) {
   auto thread = std::make_unique<evcxx::LoopThread>("self-destruct");
   std::promise<pid_t> tid;
   std::promise<int> last;
-  thread->post([&tid] { tid.set_value(gettid()); });
-  evcxx::LoopThread* raw = thread.get();
-  raw->post([&thread] { thread.reset(); });   // ~LoopThread on its own thread
-  raw->post([&last] { last.set_value(7); });  // accepted before the destruction
+  Gate posted;  // every post() has returned before the destruction can start
+  thread->post([&] {
+    tid.set_value(gettid());
+    posted.event.wait();
+  });
+  thread->post([&thread] { thread.reset(); });   // ~LoopThread on its own thread
+  thread->post([&last] { last.set_value(7); });  // accepted before the destruction
+  posted.event.set();
   auto last_value = last.get_future();
   ASSERT_EQ(last_value.wait_for(kGenerous), std::future_status::ready);
   EXPECT_EQ(last_value.get(), 7);

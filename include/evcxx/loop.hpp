@@ -216,8 +216,10 @@ class EVCXX_API Loop {
   // (after the loop polled for I/O). Posting takes no lock and, for a task that fits in
   // detail::task_inline_size bytes, allocates nothing; the loop is woken once per batch. A
   // throwing task is handled like a throwing callback. Tasks still queued when the Loop is
-  // destroyed are destroyed without running. Throws std::invalid_argument for an empty task and
-  // LoopStopped once the Loop's LoopThread was stopped.
+  // destroyed are destroyed without running. The Loop must outlive every post() call, including
+  // one whose task has already run (the call may still be returning). Throws
+  // std::invalid_argument for an empty task and LoopStopped once the Loop's LoopThread was
+  // stopped.
   void post(std::function<void()> task);
   // The same for any callable, without std::function (so move-only callables work too): a
   // callable of up to detail::task_inline_size bytes with a noexcept move is stored inline.

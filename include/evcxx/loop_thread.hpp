@@ -31,7 +31,8 @@ namespace evcxx {
 // the next task runs. The same holds for a throwing watcher callback. submit() puts its task's
 // exception in the future instead.
 //
-// Thread-safety: every member is for ANY thread, except where a comment says otherwise.
+// Thread-safety: every member is for ANY thread, except where a comment says otherwise. As with
+// Loop::post(), the LoopThread must outlive every post()/submit() call still returning.
 class EVCXX_API LoopThread {
  public:
   // Called on the loop thread with each exception a posted task or a watcher callback threw.

@@ -85,6 +85,7 @@ class EVCXX_API WaitableEvent {
   // set() even if a clear() follows before the waiter runs.
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint32_t> spin_misses_{0};  // adapts how often wait() spins before sleeping
   mutable std::atomic<int> fd_{-1};
   // fd reconciliation: whoever raises the count from 0 brings the fd in line with word_ until the
   // count drops back to 0; nobody blocks, so it is safe in signal handlers.
