@@ -83,6 +83,7 @@ TaskQueue::~TaskQueue() {
   for (std::uint64_t i = 0; i <= directory_mask_; ++i) {
     delete directory_[i].load(std::memory_order_relaxed);  // the head's segment, if any
   }
+  for (auto& shelf : spare_shelf_) delete shelf.load(std::memory_order_relaxed);
   while (spare_segments_ != nullptr) {
     delete std::exchange(spare_segments_, spare_segments_->next_spare);
   }
@@ -182,6 +183,13 @@ void TaskQueue::publish(Slot& slot, std::uint64_t position, bool wake_consumer) 
 }
 
 TaskQueue::Segment* TaskQueue::take_spare_segment() {
+  // First the lock-free shelf (exchange hands each segment to exactly one taker)...
+  for (auto& shelf : spare_shelf_) {
+    if (shelf.load(std::memory_order_relaxed) != nullptr) {
+      if (Segment* segment = shelf.exchange(nullptr, std::memory_order_acquire)) return segment;
+    }
+  }
+  // ...then, after a burst that filled it, the locked pool.
   {
     std::lock_guard<std::mutex> lock(spare_mutex_);
     if (spare_segments_ != nullptr) {
@@ -193,6 +201,14 @@ TaskQueue::Segment* TaskQueue::take_spare_segment() {
 }
 
 void TaskQueue::give_spare_segment(Segment* segment) noexcept {
+  for (auto& shelf : spare_shelf_) {
+    Segment* empty = nullptr;
+    if (shelf.load(std::memory_order_relaxed) == nullptr &&
+        shelf.compare_exchange_strong(empty, segment, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+      return;
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(spare_mutex_);
     if (spare_segment_count_ < max_spare_segments) {

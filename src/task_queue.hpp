@@ -117,6 +117,7 @@ class TaskQueue {
   static constexpr std::uint64_t no_position = ~std::uint64_t{0};
   static constexpr std::uint64_t extra_budget = 2048;
   // Kept after a burst so the next one finds warm memory (a vector keeps its capacity too).
+  static constexpr std::size_t spare_shelf_size = 8;
   static constexpr std::size_t max_spare_segments = 256;  // 4 MiB, 64 Ki tasks
   static constexpr std::size_t max_spare_chunks = 8;
 
@@ -156,6 +157,10 @@ class TaskQueue {
   int linger_misses_ = max_linger_misses;  // consumer only
   std::uint64_t own_first_ = 0;            // consumer only: first position its batch posted
 
+  // Spare segments: a few on a lock-free shelf (the steady state: a producer that starts a
+  // segment takes one, the consumer that finishes one puts it back), more in a locked pool that
+  // only bursts reach.
+  alignas(64) std::atomic<Segment*> spare_shelf_[spare_shelf_size] = {};
   alignas(64) std::mutex spare_mutex_;
   Segment* spare_segments_ = nullptr;  // guarded by spare_mutex_
   std::size_t spare_segment_count_ = 0;

@@ -78,6 +78,11 @@ TEST(LoopThread, SubmitDeliversResultsAndExceptions) {
   } catch (const std::out_of_range& e) {
     EXPECT_STREQ(e.what(), "no such thing");
   }
+  const std::function<int()> function = [] { return 11; };
+  EXPECT_EQ(thread.submit(function).get(), 11);
+  std::function<void()> nothing = [&side_effect] { side_effect = 2; };
+  thread.submit(nothing).get();
+  EXPECT_EQ(side_effect, 2);
   // A move-only callable with a move-only capture.
   auto data = std::make_unique<int>(5);
   EXPECT_EQ(thread.submit([d = std::move(data)] { return *d + 1; }).get(), 6);

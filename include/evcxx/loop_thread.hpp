@@ -78,7 +78,9 @@ class EVCXX_API LoopThread {
 
   // Runs f on the loop thread; the future gets its result or its exception. After stop() the
   // future is ready at once and holds LoopStopped. Do not wait for the future on the loop thread.
-  template <class F, std::enable_if_t<detail::is_task_v<F>, int> = 0>
+  template <class F, std::enable_if_t<std::is_invocable_v<std::decay_t<F>&> &&
+                                          std::is_constructible_v<std::decay_t<F>, F>,
+                                      int> = 0>
   auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
     using Fn = std::decay_t<F>;
     using Result = std::invoke_result_t<Fn&>;
