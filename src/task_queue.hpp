@@ -112,8 +112,8 @@ class TaskQueue {
   // before going to sleep (sleeping and being woken cost each side a system call and a context
   // switch, many microseconds); after a few misses in a row it stops until a batch is big again.
   static constexpr std::chrono::nanoseconds linger_time{2000};
-  static constexpr std::uint64_t streaming_batch = 64;
-  static constexpr int max_linger_misses = 4;
+  static constexpr std::uint64_t streaming_batch = 16;
+  static constexpr int max_linger_misses = 8;
   static constexpr std::uint64_t no_position = ~std::uint64_t{0};
   static constexpr std::uint64_t extra_budget = 2048;
   // Kept after a burst so the next one finds warm memory (a vector keeps its capacity too).
