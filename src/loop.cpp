@@ -7,26 +7,36 @@
 
 #include <cerrno>
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
+#include "task_queue.hpp"
 
 namespace evcxx {
 
 // What post() and stop() need: one ev_async that does not keep the loop alive, and the queue.
 struct Loop::Impl {
+  explicit Impl(struct ev_loop* loop) : raw_loop(loop), tasks(&Impl::wake, this) {}
+
+  // The queue's wake-up: ev_async_send is safe from any thread.
+  static void wake(void* self) noexcept {
+    Impl& impl = *static_cast<Impl*>(self);
+    EVCXX_TSAN_RELEASE(&impl.wakeup);
+    ev_async_send(impl.raw_loop, &impl.wakeup);
+  }
+  // A task threw: handled like a throwing callback.
+  static void task_failed(void* loop, std::exception_ptr error) noexcept {
+    static_cast<Loop*>(loop)->capture_exception(std::move(error));
+  }
+
   ev_async wakeup;
+  struct ev_loop* const raw_loop;
   std::atomic<bool> stop_requested{false};
-  std::mutex queue_mutex;
-  std::vector<std::function<void()>> queue;    // guarded by queue_mutex
-  std::vector<std::function<void()>> running;  // loop thread: the batch being run
-  std::size_t next_task = 0;                   // loop thread: running[next_task] runs next
+  detail::TaskQueue tasks;
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
   std::function<void(Loop&)> invoke_hook;
@@ -92,7 +102,7 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
   }
   try {
     check_wakeup_fd_available();
-    impl_ = std::make_unique<Impl>();
+    impl_ = std::make_unique<Impl>(loop_);
   } catch (...) {
     if (owned_) ev_loop_destroy(loop_);
     throw;
@@ -120,6 +130,7 @@ Loop& Loop::default_loop() {
 }
 
 Loop::~Loop() {
+  impl_->tasks.discard_all();  // while the loop and its watchers still work for their destructors
   impl_->destroying = true;
   for (detail::WatcherLink* w = watchers_; w != nullptr;) {
     detail::WatcherLink* next = w->next_;
@@ -177,41 +188,39 @@ void Loop::stop() noexcept {
 }
 
 void Loop::post(std::function<void()> task) {
+  if (!try_post(std::move(task))) throw_stopped();
+}
+
+bool Loop::try_post(std::function<void()> task) {
   if (!task) throw std::invalid_argument("evcxx: Loop::post() needs a callable task, not empty");
-  {
-    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
-    impl_->queue.push_back(std::move(task));
-  }
-  EVCXX_TSAN_RELEASE(&impl_->wakeup);
-  ev_async_send(loop_, &impl_->wakeup);
+  using Function = std::function<void()>;
+  static_assert(detail::task_fits_inline<Function>, "a std::function is queued without boxing");
+  return post_erased(detail::inline_task_ops<Function>, &task);
+}
+
+bool Loop::post_erased(const detail::TaskOps& ops, void* source) {
+  return impl_->tasks.push(ops, source);
+}
+
+void Loop::throw_stopped() {
+  throw LoopStopped(
+      "evcxx: post() on a Loop whose LoopThread was stopped; tasks are no longer accepted (use "
+      "try_post() where producers may race the shutdown)");
+}
+
+void Loop::close_posts() noexcept {
+  impl_->tasks.close();
+}
+
+bool Loop::posts_closed_and_drained() const noexcept {
+  return impl_->tasks.closed_and_drained();
 }
 
 void Loop::on_wakeup() noexcept {
-  // A task may run the loop again (nested run()), which calls this again: the nested call goes on
-  // with the rest of the same batch, so every task runs once and in order.
-  if (impl_->next_task == impl_->running.size()) {
-    impl_->running.clear();
-    impl_->next_task = 0;
-    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
-    impl_->running.swap(impl_->queue);
-  }
-  // Tasks posted by these tasks go to the next batch, so one busy producer cannot starve I/O.
-  while (impl_->next_task < impl_->running.size()) {
-    std::function<void()> task = std::move(impl_->running[impl_->next_task++]);
-    try {
-      task();
-    } catch (...) {
-      capture_exception(std::current_exception());
-    }
-  }
-  // Tasks those tasks posted are work too: run() must not return before it reaches them.
-  bool more;
-  {
-    std::lock_guard<std::mutex> lock(impl_->queue_mutex);
-    more = !impl_->queue.empty();
-  }
-  // Their post() may have been consumed by a nested run(), so re-arm the wakeup.
-  if (more) ev_async_send(loop_, &impl_->wakeup);
+  impl_->tasks.run_batch(&Impl::task_failed, this);
+  // Tasks those tasks posted are work too: run() must not return before it reaches them (the
+  // queue has re-armed the wakeup for them).
+  const bool more = impl_->tasks.has_pending();
   if (more != impl_->holds_ref) {
     if (more) {
       ev_ref(loop_);
@@ -220,6 +229,7 @@ void Loop::on_wakeup() noexcept {
     }
     impl_->holds_ref = more;
   }
+  if (impl_->tasks.closed_and_drained()) ev_break(loop_, EVBREAK_ALL);
   if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
     ev_break(loop_, EVBREAK_ONE);
   }

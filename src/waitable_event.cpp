@@ -5,10 +5,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <thread>
 
 namespace evcxx {
 
@@ -16,6 +18,22 @@ namespace {
 
 constexpr std::uint32_t kSetBit = 1;
 constexpr std::uint32_t kGeneration = 2;
+constexpr std::chrono::microseconds kSpinTime{5};
+// A wasted spin costs kSpinMissCost; a wait spins while the misses are below kMaxSpinMisses and
+// each wait that does not spin takes one off: after a run of misses, one wait in 13 spins.
+constexpr std::uint32_t kSpinMissCost = 4;
+constexpr std::uint32_t kMaxSpinMisses = 4 * kSpinMissCost;
+
+// Spinning only helps when the setter can run meanwhile on another CPU.
+const bool spin_before_sleep = std::thread::hardware_concurrency() > 1;
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value,
            const struct timespec* deadline) noexcept {
@@ -53,9 +71,14 @@ WaitableEvent::~WaitableEvent() {
 }
 
 void WaitableEvent::set() noexcept {
-  if ((word_.fetch_or(kSetBit, std::memory_order_seq_cst) & kSetBit) != 0) return;
+  // One atomic step sets the bit and bumps the generation: were they two, a bump delayed past a
+  // waiter's wake-up and clear() would release that waiter's next wait() with nothing set.
+  std::uint32_t word = word_.load(std::memory_order_relaxed);
+  do {
+    if ((word & kSetBit) != 0) return;  // already set: this load was the whole cost
+  } while (!word_.compare_exchange_weak(word, (word + kGeneration) | kSetBit,
+                                        std::memory_order_seq_cst, std::memory_order_relaxed));
   ErrnoGuard keep_errno;
-  word_.fetch_add(kGeneration, std::memory_order_seq_cst);
   if (waiters_.load(std::memory_order_seq_cst) != 0) {
     futex(word_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
   }
@@ -90,6 +113,27 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
     until.tv_sec = static_cast<time_t>(ns / 1000000000);
     until.tv_nsec = static_cast<long>(ns % 1000000000);
     until_ptr = &until;
+  }
+  // A set() often comes within microseconds (a hand-off between two running threads): look
+  // again for a moment before sleeping, which spares both sides a system call. Adaptive: after
+  // a few spins in vain (the setter could not run meanwhile, say on a busy machine) only an
+  // occasional wait spins, to notice when spinning pays again.
+  if (spin_before_sleep) {
+    const std::uint32_t misses = spin_misses_.load(std::memory_order_relaxed);
+    if (misses < kMaxSpinMisses) {
+      const auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + kSpinTime);
+      for (unsigned i = 1;; ++i) {
+        if (word_.load(std::memory_order_acquire) != seen) {
+          if (misses != 0) spin_misses_.store(0, std::memory_order_relaxed);
+          return true;
+        }
+        cpu_relax();
+        if (i % 64 == 0 && std::chrono::steady_clock::now() >= spin_until) break;
+      }
+      spin_misses_.store(misses + kSpinMissCost, std::memory_order_relaxed);
+    } else {
+      spin_misses_.store(misses - 1, std::memory_order_relaxed);
+    }
   }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool released = false;

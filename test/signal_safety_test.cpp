@@ -359,7 +359,7 @@ TEST(SignalSafety, SignalSafeCallsDoNotAllocate) {
     loop.stop();
   }
   EXPECT_EQ(t_allocations, before);
-  loop.post([] {});  // the counter works: post() is not signal-safe and allocates
+  ::operator delete(::operator new(16));  // the counter works: it sees a real allocation
   EXPECT_GT(t_allocations, before);
 }
 

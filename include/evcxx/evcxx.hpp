@@ -11,6 +11,8 @@
 #include "evcxx/idle.hpp"
 #include "evcxx/io.hpp"
 #include "evcxx/loop.hpp"
+#include "evcxx/loop_pool.hpp"
+#include "evcxx/loop_thread.hpp"
 #include "evcxx/periodic.hpp"
 #include "evcxx/prepare.hpp"
 #include "evcxx/signal.hpp"

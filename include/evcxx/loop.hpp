@@ -4,17 +4,74 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 #include "evcxx/export.hpp"
 
 namespace evcxx {
 
+class LoopThread;
+
 namespace detail {
 class WatcherLink;
-}
+
+// A posted task, type-erased without std::function: post() moves the callable straight into a
+// queue slot of task_inline_size bytes, or boxes it on the heap when it is bigger, over-aligned or
+// has a move constructor that may throw.
+inline constexpr std::size_t task_inline_size = 48;
+inline constexpr std::size_t task_inline_align = alignof(std::max_align_t);
+
+struct TaskOps {
+  void (*construct)(void* storage, void* source);  // moves *source into storage; may throw
+  void (*run)(void* storage);                      // may throw
+  void (*destroy)(void* storage) noexcept;
+  void (*relocate)(void* to, void* from) noexcept;  // construct at `to`, destroy `from`
+};
+
+template <class Fn>
+inline constexpr bool task_fits_inline =
+    sizeof(Fn) <= task_inline_size &&
+    alignof(Fn) <= task_inline_align&& std::is_nothrow_move_constructible_v<Fn>;
+
+template <class Fn>
+inline constexpr TaskOps inline_task_ops = {
+    [](void* storage, void* source) { ::new (storage) Fn(std::move(*static_cast<Fn*>(source))); },
+    [](void* storage) { (*static_cast<Fn*>(storage))(); },
+    [](void* storage) noexcept { static_cast<Fn*>(storage)->~Fn(); },
+    [](void* to, void* from) noexcept {
+      ::new (to) Fn(std::move(*static_cast<Fn*>(from)));
+      static_cast<Fn*>(from)->~Fn();
+    },
+};
+
+template <class Fn>
+inline constexpr TaskOps boxed_task_ops = {
+    [](void* storage, void* source) {
+      ::new (storage) Fn*(new Fn(std::move(*static_cast<Fn*>(source))));
+    },
+    [](void* storage) { (**static_cast<Fn**>(storage))(); },
+    [](void* storage) noexcept { delete *static_cast<Fn**>(storage); },
+    [](void* to, void* from) noexcept { ::new (to) Fn*(*static_cast<Fn**>(from)); },
+};
+
+template <class F, class Fn = std::decay_t<F>>
+inline constexpr bool is_task_v =
+    std::is_invocable_v<Fn&>&& std::is_move_constructible_v<Fn>&& std::is_constructible_v<Fn, F> &&
+    !std::is_same_v<Fn, std::function<void()>>;
+}  // namespace detail
+
+// Thrown by post() once the Loop no longer accepts tasks: its LoopThread was stopped.
+class EVCXX_API LoopStopped : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
 
 // libev's clock: ev_time(), wall-clock seconds as a double. Timestamps from ev_now() use it.
 struct Clock {
@@ -155,9 +212,39 @@ class EVCXX_API Loop {
   // running, the next run() returns after one iteration.
   void stop() noexcept;
   // ANY thread (not signal handlers): runs task on the loop thread, in FIFO order per producer
-  // thread. Tasks posted before run() are run by it. A throwing task is handled like a throwing
-  // callback. Throws std::invalid_argument for an empty task.
+  // thread. Tasks posted before run() are run by it; a task posted by a task runs in a later batch
+  // (after the loop polled for I/O). Posting takes no lock and, for a task that fits in
+  // detail::task_inline_size bytes, allocates nothing; the loop is woken once per batch. A
+  // throwing task is handled like a throwing callback. Tasks still queued when the Loop is
+  // destroyed are destroyed without running. The Loop must outlive every post() call, including
+  // one whose task has already run (the call may still be returning). Throws
+  // std::invalid_argument for an empty task and LoopStopped once the Loop's LoopThread was
+  // stopped.
   void post(std::function<void()> task);
+  // The same for any callable, without std::function (so move-only callables work too): a
+  // callable of up to detail::task_inline_size bytes with a noexcept move is stored inline.
+  template <class F, std::enable_if_t<detail::is_task_v<F>, int> = 0>
+  void post(F&& task) {
+    if (!try_post(std::forward<F>(task))) throw_stopped();
+  }
+  // ANY thread: post() that returns false instead of throwing LoopStopped, leaving task untouched
+  // when it returns false or throws.
+  template <class F, std::enable_if_t<detail::is_task_v<F>, int> = 0>
+  bool try_post(F&& task) {
+    using Fn = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<Fn>) {
+      if (task == nullptr) throw std::invalid_argument("evcxx: post() needs a task, not nullptr");
+    }
+    constexpr const detail::TaskOps& ops =
+        detail::task_fits_inline<Fn> ? detail::inline_task_ops<Fn> : detail::boxed_task_ops<Fn>;
+    if constexpr (std::is_same_v<F, Fn>) {  // an rvalue: moved from only once queued
+      return post_erased(ops, std::addressof(task));
+    } else {
+      Fn copy(std::forward<F>(task));
+      return post_erased(ops, std::addressof(copy));
+    }
+  }
+  bool try_post(std::function<void()> task);
 
   // The underlying loop, for code that already uses libev. ANY thread.
   struct ev_loop* native() const noexcept {
@@ -229,9 +316,16 @@ class EVCXX_API Loop {
  private:
   struct Impl;
   friend class detail::WatcherLink;
+  friend class LoopThread;
   Loop(struct ev_loop* loop, bool owned);
   void rethrow_captured();
   void on_wakeup() noexcept;
+  // Queues the task at `source` (moving from it only on success); false once posts are closed.
+  bool post_erased(const detail::TaskOps& ops, void* source);
+  [[noreturn]] static void throw_stopped();
+  // For LoopThread: refuse posts from now on; run() returns once every accepted task ran.
+  void close_posts() noexcept;
+  bool posts_closed_and_drained() const noexcept;
 
   struct ev_loop* loop_;
   bool owned_;

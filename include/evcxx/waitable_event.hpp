@@ -106,6 +106,7 @@ class EVCXX_API WaitableEvent {
   // set() even if a clear() follows before the waiter runs.
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint32_t> spin_misses_{0};  // adapts how often wait() spins before sleeping
   mutable std::atomic<int> fd_{-1};
   bool announce_;  // an on_set was given: set() sends to the loop
   Async async_;

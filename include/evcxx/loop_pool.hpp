@@ -1,0 +1,75 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "evcxx/export.hpp"
+#include "evcxx/loop_thread.hpp"
+
+namespace evcxx {
+
+// N LoopThreads, for servers that spread connections over cores: an acceptor hands each new
+// connection to next() (round-robin) or to for_key(key) (the same key always reaches the same
+// loop, for state that must stay on one thread).
+//
+// Thread-safety: every member is for ANY thread. The threads stop and are joined on destruction.
+class EVCXX_API LoopPool {
+ public:
+  // Starts `size` LoopThreads named "<name_prefix>-<index>" (at most 15 bytes each, else
+  // std::invalid_argument), each reporting task exceptions to on_error (see LoopThread).
+  // Throws std::invalid_argument for size 0.
+  explicit LoopPool(std::size_t size = default_size(), std::string name_prefix = "evcxx-pool",
+                    LoopThread::ErrorHandler on_error = {});
+  // Stops every thread, then joins them all (they shut down in parallel).
+  ~LoopPool();
+
+  LoopPool(const LoopPool&) = delete;
+  LoopPool& operator=(const LoopPool&) = delete;
+
+  // std::thread::hardware_concurrency(), or 1 when unknown.
+  static std::size_t default_size() noexcept;
+
+  std::size_t size() const noexcept { return threads_.size(); }
+  // The thread at index; at() throws std::out_of_range past size().
+  LoopThread& operator[](std::size_t index) noexcept { return *threads_[index]; }
+  LoopThread& at(std::size_t index);
+
+  // Round-robin over the threads; one relaxed atomic increment.
+  LoopThread& next() noexcept;
+
+  // The thread for this key: stable for the life of the pool. Integral and enum keys are mixed
+  // directly (so the mapping is also the same in every process with the same size()); other
+  // keys go through std::hash<Key> first.
+  template <class Key>
+  LoopThread& for_key(const Key& key) noexcept {
+    return *threads_[index_for(key)];
+  }
+  template <class Key>
+  std::size_t index_for(const Key& key) const noexcept {
+    if constexpr (std::is_integral_v<Key> || std::is_enum_v<Key>) {
+      return index_for_hash(static_cast<std::uint64_t>(key));
+    } else {
+      return index_for_hash(static_cast<std::uint64_t>(std::hash<Key>{}(key)));
+    }
+  }
+
+  // stop() on every thread; returns at once.
+  void stop() noexcept;
+  // Waits for every thread; std::logic_error as LoopThread::join() (call stop() first, not from
+  // one of the pool's own threads).
+  void join();
+
+ private:
+  std::size_t index_for_hash(std::uint64_t hash) const noexcept;
+
+  std::vector<std::unique_ptr<LoopThread>> threads_;
+  std::atomic<std::size_t> next_{0};
+};
+
+}  // namespace evcxx

@@ -1,0 +1,123 @@
+// WaitableEvent at the limit: what its cheap paths cost (nothing they should not) and a hand-off
+// between two threads that never releases a wait without a set().
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <evcxx/loop.hpp>
+#include <evcxx/waitable_event.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kGenerous = 60s;
+
+int open_fds() {
+  int count = 0;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] != '.') ++count;
+    }
+    ::closedir(dir);
+  }
+  return count - 1;  // the directory stream itself
+}
+
+// The eventfd's counter as the kernel reports it, without reading (and so resetting) it.
+long eventfd_count(int fd) {
+  std::ifstream info("/proc/self/fdinfo/" + std::to_string(fd));
+  std::string key;
+  while (info >> key) {
+    if (key == "eventfd-count:") {
+      std::string value;
+      info >> value;
+      return std::stol(value, nullptr, 16);
+    }
+  }
+  return -1;
+}
+
+TEST(WaitableEventCost, NoFileDescriptorUntilFdIsCalled) {
+  evcxx::Loop loop;
+  const int before = open_fds();
+  std::vector<std::unique_ptr<evcxx::WaitableEvent>> events;
+  for (int i = 0; i < 8; ++i) {
+    events.push_back(std::make_unique<evcxx::WaitableEvent>(loop));
+    events.back()->set();
+    EXPECT_TRUE(events.back()->is_set());
+    EXPECT_TRUE(events.back()->wait_for(0s));
+    events.back()->clear();
+    EXPECT_FALSE(events.back()->wait_for(1ms));
+  }
+  EXPECT_EQ(open_fds(), before) << "set/clear/wait/is_set must not create the eventfd";
+  const int fd = events[0]->fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(open_fds(), before + 1);
+  EXPECT_EQ(events[0]->fd(), fd);  // created once
+  EXPECT_EQ(open_fds(), before + 1);
+  events.clear();
+  EXPECT_EQ(open_fds(), before);  // and closed with the event
+}
+
+TEST(WaitableEventCost, SetOnASetEventTouchesNothing) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent event(loop);
+  const int fd = event.fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(eventfd_count(fd), 0);
+  event.set();
+  EXPECT_EQ(eventfd_count(fd), 1);
+  for (int i = 0; i < 100; ++i) event.set();  // idempotent: no write to the eventfd
+  EXPECT_EQ(eventfd_count(fd), 1);
+  EXPECT_TRUE(event.is_set());
+  event.clear();
+  EXPECT_EQ(eventfd_count(fd), 0);
+  for (int i = 0; i < 100; ++i) event.clear();  // likewise no read
+  EXPECT_EQ(eventfd_count(fd), 0);
+  EXPECT_FALSE(event.is_set());
+}
+
+// Two threads hand a token back and forth; each side clears its own event after its wait, so a
+// wait must only ever return with its event set. (A set() that bumped the generation in a second
+// step once released the next wait with nothing set, and the ping-pong lost a round.)
+TEST(WaitableEventCost, PingPongNeverReleasesAWaitWithoutASet) {
+  constexpr int kRoundTrips = 20000;
+  evcxx::Loop loop;
+  evcxx::WaitableEvent ping(loop);
+  evcxx::WaitableEvent pong(loop);
+  std::atomic<int> spurious{0};
+  std::atomic<int> timeouts{0};
+  std::thread partner([&] {
+    for (int i = 0; i < kRoundTrips; ++i) {
+      if (!ping.wait_for(kGenerous)) {
+        timeouts.fetch_add(1);
+        return;
+      }
+      if (!ping.is_set()) spurious.fetch_add(1);
+      ping.clear();
+      pong.set();
+    }
+  });
+  for (int i = 0; i < kRoundTrips; ++i) {
+    ping.set();
+    if (!pong.wait_for(kGenerous)) {
+      timeouts.fetch_add(1);
+      break;
+    }
+    if (!pong.is_set()) spurious.fetch_add(1);
+    pong.clear();
+  }
+  partner.join();
+  EXPECT_EQ(spurious.load(), 0);
+  EXPECT_EQ(timeouts.load(), 0);
+}
+
+}  // namespace
