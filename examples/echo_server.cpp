@@ -6,14 +6,14 @@
 //   connection sends what it still owes and closes, a grace Timer closes the rest, and the
 //   process exits with status 0 once the loop has nothing left to do.
 //
-// Usage: echo_server [PORT] [--idle-timeout SECONDS]
+// Usage: echo_server [PORT] [--idle-timeout SECONDS] [--threads N]
 //   PORT 0 (the default) picks a free port. Either way the first line on stdout is
 //   "listening on 127.0.0.1:PORT".
+//   --threads N (N >= 1) serves connections on a LoopPool of N loop threads: the main loop only
+//   accepts, and hands each connection round-robin to a pool loop with LoopThread::post(). Without
+//   it, everything runs on the main loop.
 //
-// Threads: the Acceptor only hands each accepted descriptor to a callback, and a Worker owns every
-// connection of one Loop. A pool version runs one Worker per LoopThread and hands connections
-// over with `worker_loop.post([fd] { worker.adopt(fd); })`; shutdown posts Worker::shutdown the
-// same way.
+// A Worker owns every connection of one Loop and is only ever touched on that loop's thread.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +22,7 @@
 
 #include <evcxx/evcxx.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -30,11 +31,13 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -43,7 +46,8 @@ using Seconds = std::chrono::duration<double>;
 struct Options {
   std::uint16_t port = 0;
   Seconds idle_timeout{60.0};
-  Seconds grace{5.0};  // how long a graceful stop waits for connections to drain
+  Seconds grace{5.0};       // how long a graceful stop waits for connections to drain
+  std::size_t threads = 0;  // 0: no pool, the main loop serves the connections too
 };
 
 [[noreturn]] void fail(const char* what) {
@@ -143,35 +147,56 @@ class Connection {
 // Owns the connections of one loop.
 class Worker {
  public:
-  Worker(evcxx::Loop& loop, Seconds idle_timeout) : loop_(loop), idle_timeout_(idle_timeout) {}
+  Worker(evcxx::Loop& loop, Seconds idle_timeout, Seconds grace)
+      : loop_(loop), idle_timeout_(idle_timeout), grace_(grace) {}
 
   // Takes over an accepted, non-blocking descriptor. Loop thread.
   void adopt(int fd) {
     const std::uint64_t id = next_id_++;
-    connections_.emplace(id, std::make_unique<Connection>(loop_, fd, idle_timeout_,
-                                                          [this, id] { connections_.erase(id); }));
+    connections_.emplace(id, std::make_unique<Connection>(loop_, fd, idle_timeout_, [this, id] {
+                           // Erasing destroys this closure: keep what is needed after it.
+                           Worker* const self = this;
+                           self->connections_.erase(id);
+                           if (self->connections_.empty()) self->report_drained();
+                         }));
   }
 
-  // Lets every connection send what it owes and close. Loop thread.
-  void shutdown() {
+  // Lets every connection send what it owes and close, closes the rest after the grace period,
+  // then calls drained. Loop thread.
+  void shutdown(std::function<void()> drained) {
+    drained_ = std::move(drained);
     std::vector<std::uint64_t> ids;
     for (auto& entry : connections_) ids.push_back(entry.first);
     for (std::uint64_t id : ids) {
       auto found = connections_.find(id);
       if (found != connections_.end()) found->second->finish();  // may erase it
     }
+    if (connections_.empty()) {
+      report_drained();
+    } else {
+      grace_timer_.emplace(loop_, grace_, Seconds::zero(), [this] {
+        connections_.clear();  // closes them without their on_closed callbacks
+        report_drained();
+      });
+    }
   }
-
-  // Closes whatever is left. Loop thread.
-  void close_all() { connections_.clear(); }
 
   std::size_t size() const { return connections_.size(); }
 
  private:
+  void report_drained() {
+    if (!drained_) return;  // not shutting down
+    grace_timer_.reset();
+    std::exchange(drained_, nullptr)();
+  }
+
   evcxx::Loop& loop_;
   Seconds idle_timeout_;
+  Seconds grace_;
   std::uint64_t next_id_ = 0;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  std::function<void()> drained_;
+  std::optional<evcxx::Timer> grace_timer_;
 };
 
 // The listening socket; hands every accepted descriptor to hand_over.
@@ -241,36 +266,68 @@ class Acceptor {
 
 class Server {
  public:
-  Server(evcxx::Loop& loop, const Options& options)
-      : loop_(loop),
-        grace_(options.grace),
-        worker_(loop, options.idle_timeout),
-        acceptor_(loop, options.port, [this](int fd) { worker_.adopt(fd); }),
+  // With a pool, each pool loop gets a Worker; without one, the main loop's Worker serves all.
+  Server(evcxx::Loop& loop, const Options& options, evcxx::LoopPool* pool)
+      : pool_(pool),
+        acceptor_(loop, options.port, [this](int fd) { hand_over(fd); }),
         sigint_(loop, SIGINT, [this] { stop("SIGINT"); }),
-        sigterm_(loop, SIGTERM, [this] { stop("SIGTERM"); }) {}
-
-  std::uint16_t port() const { return acceptor_.port(); }
-
- private:
-  void stop(const char* why) {
-    std::fprintf(stderr, "echo_server: %s: stopping with %zu connection(s) open\n", why,
-                 worker_.size());
-    sigint_.stop();
-    sigterm_.stop();
-    acceptor_.close();
-    worker_.shutdown();
-    if (worker_.size() > 0) {
-      grace_timer_ = std::make_unique<evcxx::Timer>(loop_, grace_, [this] { worker_.close_all(); });
+        sigterm_(loop, SIGTERM, [this] { stop("SIGTERM"); }),
+        drained_(loop) {
+    const std::size_t workers = pool_ != nullptr ? pool_->size() : 1;
+    for (std::size_t i = 0; i < workers; ++i) {
+      evcxx::Loop& worker_loop = pool_ != nullptr ? (*pool_)[i].loop() : loop;
+      workers_.push_back(
+          std::make_unique<Worker>(worker_loop, options.idle_timeout, options.grace));
     }
   }
 
-  evcxx::Loop& loop_;
-  Seconds grace_;
-  Worker worker_;
+  std::uint16_t port() const { return acceptor_.port(); }
+
+  // Blocks until every Worker has closed its connections after a stop. ANY thread.
+  void wait_until_drained() { drained_.wait(); }
+
+ private:
+  // Main loop thread.
+  void hand_over(int fd) {
+    if (pool_ == nullptr) {
+      workers_[0]->adopt(fd);
+      return;
+    }
+    const std::size_t i = next_worker_++ % workers_.size();  // round-robin
+    Worker* worker = workers_[i].get();
+    (*pool_)[i].post([worker, fd] { worker->adopt(fd); });
+  }
+
+  // Main loop thread.
+  void stop(const char* why) {
+    std::fprintf(stderr, "echo_server: %s: stopping\n", why);
+    sigint_.stop();
+    sigterm_.stop();
+    acceptor_.close();
+    remaining_ = workers_.size();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      Worker* worker = workers_[i].get();
+      auto shut_down = [this, worker] {
+        worker->shutdown([this] {
+          if (--remaining_ == 0) drained_.set();
+        });
+      };
+      if (pool_ != nullptr) {
+        (*pool_)[i].post(shut_down);
+      } else {
+        shut_down();
+      }
+    }
+  }
+
+  evcxx::LoopPool* pool_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::size_t next_worker_ = 0;
+  std::atomic<std::size_t> remaining_{0};
   Acceptor acceptor_;
   evcxx::Signal sigint_;
   evcxx::Signal sigterm_;
-  std::unique_ptr<evcxx::Timer> grace_timer_;
+  evcxx::WaitableEvent drained_;  // without on_set: it never keeps the main loop alive
 };
 
 Options parse(int argc, char** argv) {
@@ -279,12 +336,18 @@ Options parse(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--idle-timeout" && i + 1 < argc) {
       options.idle_timeout = Seconds(std::stod(argv[++i]));
+    } else if (arg == "--threads" && i + 1 < argc) {
+      const long threads = std::stol(argv[++i]);
+      if (threads < 1 || threads > 256)
+        throw std::out_of_range("--threads must be within [1, 256]");
+      options.threads = static_cast<std::size_t>(threads);
     } else if (!arg.empty() && arg[0] != '-') {
       const long port = std::stol(arg);
       if (port < 0 || port > 65535) throw std::out_of_range("port must be within [0, 65535]");
       options.port = static_cast<std::uint16_t>(port);
     } else {
-      throw std::invalid_argument("usage: echo_server [PORT] [--idle-timeout SECONDS]");
+      throw std::invalid_argument(
+          "usage: echo_server [PORT] [--idle-timeout SECONDS] [--threads N]");
     }
   }
   return options;
@@ -296,10 +359,18 @@ int main(int argc, char** argv) {
   try {
     const Options options = parse(argc, argv);
     evcxx::Loop loop;
-    Server server(loop, options);
+    std::optional<evcxx::LoopPool> pool;
+    if (options.threads > 0) pool.emplace(options.threads, "echo");
+    Server server(loop, options, pool ? &*pool : nullptr);
     std::printf("listening on 127.0.0.1:%u\n", static_cast<unsigned>(server.port()));
     std::fflush(stdout);
-    loop.run();  // returns once stopped and every connection is closed
+    loop.run();  // returns once stopped (and, without a pool, every connection is closed)
+    server.wait_until_drained();
+    if (pool) {
+      // Join the pool before the Workers go: their watchers belong to the pool's loops.
+      pool->stop();
+      pool->join();
+    }
     std::fprintf(stderr, "echo_server: stopped\n");
     return 0;
   } catch (const std::exception& e) {

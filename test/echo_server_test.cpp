@@ -186,8 +186,10 @@ class Client {
 
 }  // namespace
 
-TEST(EchoServer, ManyConcurrentClientsGetTheirBytesBack) {
-  ServerProcess server({"0"});
+namespace {
+
+void many_concurrent_clients_get_their_bytes_back(std::vector<std::string> args) {
+  ServerProcess server(std::move(args));
   evcxx::Loop loop;
   constexpr std::size_t kClients = 100;
   constexpr std::size_t kBytes = 64 * 1024;
@@ -208,6 +210,17 @@ TEST(EchoServer, ManyConcurrentClientsGetTheirBytesBack) {
   const auto status = server.wait_exit(std::chrono::seconds(30));
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+}
+
+}  // namespace
+
+TEST(EchoServer, ManyConcurrentClientsGetTheirBytesBack) {
+  many_concurrent_clients_get_their_bytes_back({"0"});
+}
+
+// --threads: the main loop accepts and hands each connection to one of four pool loops.
+TEST(EchoServer, ManyConcurrentClientsOnAFourLoopPool) {
+  many_concurrent_clients_get_their_bytes_back({"0", "--threads", "4"});
 }
 
 TEST(EchoServer, IdleConnectionIsClosedAndABusyOneIsNot) {
@@ -234,8 +247,10 @@ TEST(EchoServer, IdleConnectionIsClosedAndABusyOneIsNot) {
   EXPECT_FALSE(idle.failed() || busy.failed());
 }
 
-TEST(EchoServer, SigtermClosesConnectionsAndExitsZero) {
-  ServerProcess server({"0"});
+namespace {
+
+void sigterm_closes_connections_and_exits_zero(std::vector<std::string> args) {
+  ServerProcess server(std::move(args));
   evcxx::Loop loop;
   // Ten open connections, each proven live by one echo, then left waiting for the server.
   std::vector<std::unique_ptr<Client>> open;
@@ -266,6 +281,16 @@ TEST(EchoServer, SigtermClosesConnectionsAndExitsZero) {
   socklen_t len = sizeof error;
   ::getsockopt(late.get(), SOL_SOCKET, SO_ERROR, &error, &len);
   EXPECT_EQ(error, ECONNREFUSED);
+}
+
+}  // namespace
+
+TEST(EchoServer, SigtermClosesConnectionsAndExitsZero) {
+  sigterm_closes_connections_and_exits_zero({"0"});
+}
+
+TEST(EchoServer, SigtermDrainsEveryPoolLoopAndExitsZero) {
+  sigterm_closes_connections_and_exits_zero({"0", "--threads", "3"});
 }
 
 TEST(EchoServer, SigintStopsItToo) {
