@@ -1,5 +1,7 @@
 #include "task_queue.hpp"
 
+#include "cpu_relax.hpp"
+
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,14 +30,6 @@ bool register_membarrier() noexcept {
     return false;
   }
   return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-}
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
 }
 
 // Published in place of a task whose move constructor threw after its slot was claimed.

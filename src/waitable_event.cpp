@@ -1,5 +1,7 @@
 #include "evcxx/waitable_event.hpp"
 
+#include "cpu_relax.hpp"
+
 #include <linux/futex.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -26,14 +28,6 @@ constexpr std::uint32_t kMaxSpinMisses = 4 * kSpinMissCost;
 
 // Spinning only helps when the setter can run meanwhile on another CPU.
 const bool spin_before_sleep = std::thread::hardware_concurrency() > 1;
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
 
 long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value,
            const struct timespec* deadline) noexcept {
@@ -127,7 +121,7 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
           if (misses != 0) spin_misses_.store(0, std::memory_order_relaxed);
           return true;
         }
-        cpu_relax();
+        detail::cpu_relax();
         if (i % 64 == 0 && std::chrono::steady_clock::now() >= spin_until) break;
       }
       spin_misses_.store(misses + kSpinMissCost, std::memory_order_relaxed);
