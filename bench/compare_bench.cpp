@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "async_round_trip.hpp"
 #include "bench_support.hpp"
 
 namespace {
@@ -56,31 +57,6 @@ void check_uv(int result, const char* what) {
 // ---- round_trip -------------------------------------------------------------------------------
 // The benchmark thread is thread A. Where A runs an event loop, A's callback ends one round trip
 // and starts the next, so the clock covers only callbacks and wake-ups.
-
-void round_trip_evcxx(benchmark::State& state) {
-  evcxx::Loop loop_a;
-  evcxx::Loop loop_b;
-  std::int64_t round_trips = 0;
-  evcxx::Async* to_b = nullptr;
-  evcxx::Async to_a(loop_a, [&] {
-    ++round_trips;
-    if (state.KeepRunning()) {
-      to_b->send();
-    } else {
-      loop_a.break_loop();
-    }
-  });
-  evcxx::Async back_to_a(loop_b, [&] { to_a.send(); });
-  to_b = &back_to_a;
-  std::thread thread_b([&] { loop_b.run(); });
-  if (state.KeepRunning()) {
-    to_b->send();
-    loop_a.run();
-  }
-  loop_b.stop();
-  thread_b.join();
-  expect_count(state, "round trips", round_trips, state.iterations());
-}
 
 struct EvcxxPostRoundTrip {
   explicit EvcxxPostRoundTrip(benchmark::State& s) : state(s) {}
@@ -115,60 +91,6 @@ void round_trip_evcxx_post(benchmark::State& state) {
   }
   self.loop_b.stop();
   thread_b.join();
-  expect_count(state, "round trips", self.round_trips, state.iterations());
-}
-
-struct LibevRoundTrip {
-  benchmark::State* state;
-  struct ev_loop* loop_a;
-  struct ev_loop* loop_b;
-  ev_async to_a;
-  ev_async to_b;
-  ev_async quit_b;
-  std::int64_t round_trips = 0;
-};
-
-void libev_on_a(struct ev_loop* loop, ev_async* w, int) noexcept {
-  auto* self = static_cast<LibevRoundTrip*>(w->data);
-  ++self->round_trips;
-  if (self->state->KeepRunning()) {
-    ev_async_send(self->loop_b, &self->to_b);
-  } else {
-    ev_break(loop, EVBREAK_ONE);
-  }
-}
-
-void libev_on_b(struct ev_loop*, ev_async* w, int) noexcept {
-  auto* self = static_cast<LibevRoundTrip*>(w->data);
-  ev_async_send(self->loop_a, &self->to_a);
-}
-
-void libev_quit(struct ev_loop* loop, ev_async*, int) noexcept {
-  ev_break(loop, EVBREAK_ALL);
-}
-
-void round_trip_libev(benchmark::State& state) {
-  LibevRoundTrip self{&state, ev_loop_new(EVFLAG_AUTO), ev_loop_new(EVFLAG_AUTO), {}, {}, {}};
-  if (self.loop_a == nullptr || self.loop_b == nullptr) throw std::runtime_error("ev_loop_new");
-  ev_async_init(&self.to_a, libev_on_a);
-  ev_async_init(&self.to_b, libev_on_b);
-  ev_async_init(&self.quit_b, libev_quit);
-  self.to_a.data = self.to_b.data = &self;
-  ev_async_start(self.loop_a, &self.to_a);
-  ev_async_start(self.loop_b, &self.to_b);
-  ev_async_start(self.loop_b, &self.quit_b);
-  std::thread thread_b([&] { ev_run(self.loop_b, 0); });
-  if (state.KeepRunning()) {
-    ev_async_send(self.loop_b, &self.to_b);
-    ev_run(self.loop_a, 0);
-  }
-  ev_async_send(self.loop_b, &self.quit_b);
-  thread_b.join();
-  ev_async_stop(self.loop_a, &self.to_a);
-  ev_async_stop(self.loop_b, &self.to_b);
-  ev_async_stop(self.loop_b, &self.quit_b);
-  ev_loop_destroy(self.loop_a);
-  ev_loop_destroy(self.loop_b);
   expect_count(state, "round trips", self.round_trips, state.iterations());
 }
 
@@ -636,7 +558,7 @@ class EventfdConsumer {
 };
 
 // Multi-threaded: wall-clock time, since the benchmark thread's CPU time is only part of the work.
-BENCHMARK(round_trip_evcxx)
+BENCHMARK(evcxx_bench::async_round_trip_evcxx)
     ->Name("round_trip/evcxx")
     ->UseRealTime()
     ->ComputeStatistics("best", evcxx_bench::best);
@@ -644,7 +566,7 @@ BENCHMARK(round_trip_evcxx_post)
     ->Name("round_trip/evcxx_post")
     ->UseRealTime()
     ->ComputeStatistics("best", evcxx_bench::best);
-BENCHMARK(round_trip_libev)
+BENCHMARK(evcxx_bench::async_round_trip_libev)
     ->Name("round_trip/libev")
     ->UseRealTime()
     ->ComputeStatistics("best", evcxx_bench::best);
