@@ -203,7 +203,7 @@ bool TaskQueue::push(const TaskOps& ops, void* source) {
   const bool wake_consumer =
       (seen & sleeping_bit) != 0 &&
       (lane.word.fetch_and(~sleeping_bit, std::memory_order_acq_rel) & sleeping_bit) != 0 &&
-      sleeping_.exchange(false, std::memory_order_acq_rel);
+      sleeping_.exchange(false, std::memory_order_seq_cst);  // seq_cst: see rest()
 
   Slot& slot = lane.tail_segment->slot[position % segment_slots];
   try {
@@ -432,11 +432,13 @@ void TaskQueue::rest() noexcept {
     bool awake = false;
     for (const auto& lane : *lanes) {
       std::uint64_t word = lane->word.load(std::memory_order_seq_cst);
-      while (!awake && (word & (sleeping_bit | closed_bit)) == 0) {
+      while (!awake && (word & closed_bit) == 0) {  // claims on a closed lane are phantoms
         if ((word & position_mask) != lane->head) {
-          awake = !in_flight || published(*lane, lane->head);  // a new claim since we looked
+          // Claimed since we looked: look again at once, unless the watch below covers it.
+          awake = !in_flight || published(*lane, lane->head);
           break;
         }
+        if ((word & sleeping_bit) != 0) break;  // marked by an earlier rest(), nothing since
         if (lane->word.compare_exchange_weak(word, word | sleeping_bit, std::memory_order_seq_cst,
                                              std::memory_order_seq_cst)) {
           break;
