@@ -186,7 +186,7 @@ TEST(LoopThread, ThrowingTasksGoToTheErrorHandlerAndTheThreadGoesOn) {
   });
   self = &thread;
   thread.post([] { throw std::runtime_error("first"); });
-  thread.post([] { throw std::logic_error("second"); });  // same batch: not lost
+  thread.post([] { throw std::logic_error("second"); });  // even in one batch, none is lost
   EXPECT_EQ(thread.submit([] { return 3; }).get(), 3);
   EXPECT_EQ(thread.submit([&] { return errors; }).get(),
             (std::vector<std::string>{"first", "second"}));
@@ -248,14 +248,17 @@ TEST(LoopThread, LoopStopDoesNotEndTheThread) {
 }
 
 TEST(LoopThread, StopFromALoopTask) {
+  Gate posted;
   Gate stopped;
   evcxx::LoopThread thread;
   int later = 0;
+  thread.post([&] { posted.event.wait(); });  // both posts below come before the stop()
   thread.post([&] {
     thread.stop();
     stopped.event.set();
   });
   thread.post([&] { later = 1; });  // accepted before the stop, so it runs
+  posted.event.set();
   ASSERT_TRUE(stopped.event.wait_for(kGenerous));
   EXPECT_THROW(thread.post([] {}), evcxx::LoopStopped);
   thread.join();
