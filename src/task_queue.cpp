@@ -9,16 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <new>
-#include <stdexcept>
-#include <thread>
 #include <utility>
 
 namespace evcxx::detail {
 
 namespace {
-
-// The queue whose batch this thread is running, if any: its tasks' posts wait for the next batch.
-thread_local TaskQueue* running_batch = nullptr;
 
 // membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED: lets the consumer's rare heavy fence pair
 // with a compiler-only fence in every producer, so publishing a task is a plain store.
@@ -32,6 +27,11 @@ bool register_membarrier() noexcept {
   return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
+bool membarrier_registered() noexcept {
+  static const bool registered = register_membarrier();
+  return registered;
+}
+
 // Published in place of a task whose move constructor threw after its slot was claimed.
 constexpr TaskOps no_task_ops = {
     [](void*, void*) {},
@@ -40,12 +40,59 @@ constexpr TaskOps no_task_ops = {
     [](void*, void*) noexcept {},
 };
 
-bool membarrier_registered() noexcept {
-  static const bool registered = register_membarrier();
-  return registered;
-}
+std::atomic<std::uint64_t> next_queue_id{1};
+std::atomic<std::uint64_t> next_lane_serial{1};
 
 }  // namespace
+
+// One producer thread's queue. The producer owns `word`'s position and `tail_segment`; the
+// consumer owns the rest.
+struct TaskQueue::Lane {
+  Lane(Segment* first, bool closed, std::thread::id thread)
+      : word(sleeping_bit | (closed ? closed_bit : 0)),  // a new lane must check for a sleeper
+        tag(next_lane_serial.fetch_add(1, std::memory_order_relaxed) << position_bits),
+        tail_segment(first),
+        head_segment(first),
+        closed_at(closed ? 0 : no_position),
+        owner(thread) {}
+  ~Lane() {
+    for (Segment* segment = head_segment; segment != nullptr;) {
+      delete std::exchange(segment, segment->next.load(std::memory_order_relaxed));
+    }
+  }
+
+  // The sequence number that says "position is published": positions count per lane and
+  // segments move between lanes, so it carries the lane's process-wide serial number.
+  std::uint64_t sequence_of(std::uint64_t position) const noexcept { return tag | (position + 1); }
+
+  alignas(64) std::atomic<std::uint64_t> word;
+  const std::uint64_t tag;
+  Segment* tail_segment;  // holds the next position to claim
+
+  alignas(64) std::uint64_t head = 0;  // next position to run
+  Segment* head_segment;               // holds positions [head_first, head_first + 64)
+  std::uint64_t head_first = 0;
+  std::uint64_t batch_limit = 0;         // where the running batch stops
+  std::atomic<std::uint64_t> closed_at;  // the position close() found
+  std::atomic<bool> abandoned{false};    // its thread has exited
+  std::atomic<bool> queue_gone{false};   // its queue was destroyed
+  const std::thread::id owner;
+};
+
+// Each thread's lanes, one per queue it posted to, found by the queue's id.
+struct TaskQueue::LaneCache {
+  ~LaneCache() {
+    for (auto& entry : entries) entry.second->abandoned.store(true, std::memory_order_release);
+  }
+  std::uint64_t last_id = 0;
+  Lane* last = nullptr;
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<Lane>>> entries;
+};
+
+TaskQueue::LaneCache& TaskQueue::lane_cache() noexcept {
+  thread_local LaneCache cache;
+  return cache;
+}
 
 bool TaskQueue::heavy_fence() const noexcept {
   // Without asymmetric fences producers publish with seq_cst, and the seq_cst accesses around
@@ -57,116 +104,128 @@ bool TaskQueue::heavy_fence() const noexcept {
          syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-TaskQueue::TaskQueue(WakeFn wake, void* wake_context, std::size_t segments)
-    : directory_mask_(segments - 1),
-      capacity_(segments * segment_slots),
-      directory_(new std::atomic<Segment*>[segments]),
+TaskQueue::TaskQueue(WakeFn wake, void* wake_context)
+    : id_(next_queue_id.fetch_add(1, std::memory_order_relaxed)),
       asymmetric_fences_(membarrier_registered()),
       wake_(wake),
-      wake_context_(wake_context) {
+      wake_context_(wake_context),
+      owned_lanes_(std::make_unique<const Lanes>()) {
   static_assert(sizeof(Slot) == 64, "a slot is one cache line");
-  if (segments == 0 || (segments & (segments - 1)) != 0) {
-    throw std::invalid_argument("evcxx: TaskQueue needs a power-of-two number of segments");
-  }
-  for (std::size_t i = 0; i < segments; ++i)
-    directory_[i].store(nullptr, std::memory_order_relaxed);
+  lanes_.store(owned_lanes_.get(), std::memory_order_release);
 }
 
 TaskQueue::~TaskQueue() {
   discard_all();
-  for (std::uint64_t i = 0; i <= directory_mask_; ++i) {
-    delete directory_[i].load(std::memory_order_relaxed);  // the head's segment, if any
-  }
+  for (const auto& lane : *owned_lanes_) lane->queue_gone.store(true, std::memory_order_release);
   for (auto& shelf : spare_shelf_) delete shelf.load(std::memory_order_relaxed);
   while (spare_segments_ != nullptr) {
     delete std::exchange(spare_segments_, spare_segments_->next_spare);
   }
-  while (spare_chunks_ != nullptr) delete std::exchange(spare_chunks_, spare_chunks_->next);
 }
 
-std::atomic<TaskQueue::Segment*>& TaskQueue::entry_for(std::uint64_t position) const noexcept {
-  return directory_[(position / segment_slots) & directory_mask_];
+TaskQueue::Lane& TaskQueue::lane_for_this_thread() {
+  LaneCache& cache = lane_cache();
+  if (cache.last_id == id_) return *cache.last;
+  for (auto& [id, lane] : cache.entries) {
+    if (id == id_) {
+      cache.last_id = id;
+      cache.last = lane.get();
+      return *lane;
+    }
+  }
+  return register_lane();
+}
+
+TaskQueue::Lane& TaskQueue::register_lane() {
+  LaneCache& cache = lane_cache();
+  auto& entries = cache.entries;
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [](const auto& entry) {
+                                 return entry.second->queue_gone.load(std::memory_order_acquire);
+                               }),
+                entries.end());
+  cache.last_id = 0;
+  // Everything that may throw comes before the lane is published.
+  Segment* first = take_spare_segment();
+  struct Giveback {
+    TaskQueue& queue;
+    Segment* segment;
+    ~Giveback() {
+      if (segment != nullptr) queue.give_spare_segment(segment);
+    }
+  } giveback{*this, first};
+  entries.reserve(entries.size() + 1);
+  std::lock_guard<std::mutex> lock(lanes_mutex_);
+  auto lane = std::make_shared<Lane>(first, closed_.load(std::memory_order_relaxed),
+                                     std::this_thread::get_id());
+  giveback.segment = nullptr;
+  auto next = std::make_unique<Lanes>(*owned_lanes_);
+  next->push_back(lane);
+  retired_lanes_.reserve(retired_lanes_.size() + 1);
+  // Commit.
+  retired_lanes_.push_back(std::move(owned_lanes_));
+  owned_lanes_ = std::move(next);
+  // seq_cst: rest() compares the array it marked with the current one (see rest()).
+  lanes_.store(owned_lanes_.get(), std::memory_order_seq_cst);
+  have_retired_.store(true, std::memory_order_release);
+  entries.emplace_back(id_, lane);
+  cache.last_id = id_;
+  cache.last = lane.get();
+  return *lane;
 }
 
 bool TaskQueue::push(const TaskOps& ops, void* source) {
-  if (!overflow_mode_.load(std::memory_order_seq_cst)) {
-    switch (try_push_fast(ops, source)) {
-      case FastPush::pushed:
-        return true;
-      case FastPush::closed:
-        return false;
-      case FastPush::full:
-        break;
-    }
+  Lane& lane = lane_for_this_thread();  // may throw std::bad_alloc: nothing queued
+  const std::uint64_t word = lane.word.load(std::memory_order_relaxed);
+  if ((word & closed_bit) != 0) return false;
+  const std::uint64_t position = word & position_mask;  // only this thread moves it
+  // A claimed position must be published whatever happens, so what could fail comes first.
+  Segment* fresh = nullptr;
+  if (position % segment_slots == 0 && position != 0) fresh = take_spare_segment();
+
+  const std::uint64_t seen = lane.word.fetch_add(1, std::memory_order_acq_rel);
+  if ((seen & closed_bit) != 0) {  // closed meanwhile: a phantom position, never published
+    if (fresh != nullptr) give_spare_segment(fresh);
+    return false;
   }
-  return push_overflow(ops, source);
+  if (fresh != nullptr) {
+    lane.tail_segment->next.store(fresh, std::memory_order_release);
+    lane.tail_segment = fresh;
+  }
+  // The first claim on this lane since the consumer went to sleep: whoever takes `sleeping_`
+  // back wakes it, after publishing.
+  const bool wake_consumer =
+      (seen & sleeping_bit) != 0 &&
+      (lane.word.fetch_and(~sleeping_bit, std::memory_order_acq_rel) & sleeping_bit) != 0 &&
+      sleeping_.exchange(false, std::memory_order_seq_cst);  // seq_cst: see rest()
+
+  Slot& slot = lane.tail_segment->slot[position % segment_slots];
+  try {
+    ops.construct(slot.storage, source);
+    slot.ops = &ops;
+  } catch (...) {
+    slot.ops = &no_task_ops;  // the position must still be published and run
+    publish(slot, lane.sequence_of(position));
+    after_publish(wake_consumer);
+    throw;
+  }
+  publish(slot, lane.sequence_of(position));
+  after_publish(wake_consumer);
+  return true;
 }
 
-TaskQueue::FastPush TaskQueue::try_push_fast(const TaskOps& ops, void* source) {
-  // Taken before a claim that may have to install a segment, so a claimed position never waits
-  // for an allocation that could fail; handed back if unused.
-  struct Spare {
-    TaskQueue& queue;
-    Segment* segment = nullptr;
-    ~Spare() {
-      if (segment != nullptr) queue.give_spare_segment(segment);
-    }
-  } spare{*this};
-
-  std::uint64_t seen = tail_.load(std::memory_order_relaxed);
-  for (;;) {
-    if ((seen & closed_bit) != 0) return FastPush::closed;
-    const std::uint64_t position = seen & position_mask;
-    // The directory entry is free only once the segment one lap earlier has been run.
-    const std::uint64_t segment_end = (position / segment_slots + 1) * segment_slots;
-    if (segment_end - consumed_.load(std::memory_order_acquire) > capacity_) {
-      return FastPush::full;
-    }
-    std::atomic<Segment*>& entry = entry_for(position);
-    if (spare.segment == nullptr && entry.load(std::memory_order_acquire) == nullptr) {
-      spare.segment = take_spare_segment();  // may throw: nothing is claimed yet
-    }
-    // Claiming also clears sleeping_bit: whoever takes it wakes the consumer.
-    if (!tail_.compare_exchange_weak(seen, position + 1, std::memory_order_acq_rel,
-                                     std::memory_order_relaxed)) {
-      continue;
-    }
-    if (running_batch == this && position < own_first_) own_first_ = position;
-    // Claimed: this position pins its segment until it is published. The entry is either that
-    // segment or still empty (it was empty above, so a spare is at hand).
-    Segment* segment = entry.load(std::memory_order_acquire);
-    if (segment == nullptr) {
-      Segment* expected = nullptr;
-      // seq_cst: rest() may look for this segment in its Dekker handshake.
-      if (entry.compare_exchange_strong(expected, spare.segment, std::memory_order_seq_cst,
-                                        std::memory_order_acquire)) {
-        segment = std::exchange(spare.segment, nullptr);
-      } else {
-        segment = expected;  // another producer of this segment installed one first
-      }
-    }
-    Slot& slot = segment->slot[position % segment_slots];
-    try {
-      ops.construct(slot.storage, source);
-      slot.ops = &ops;
-    } catch (...) {
-      slot.ops = &no_task_ops;  // the position must still be published and consumed
-      publish(slot, position, (seen & sleeping_bit) != 0);
-      throw;
-    }
-    publish(slot, position, (seen & sleeping_bit) != 0);
-    return FastPush::pushed;
-  }
-}
-
-void TaskQueue::publish(Slot& slot, std::uint64_t position, bool wake_consumer) noexcept {
+void TaskQueue::publish(Slot& slot, std::uint64_t sequence) const noexcept {
   if (asymmetric_fences_) {
-    // A plain store: the consumer's rare membarrier() stands in for our half of the fence.
-    slot.sequence.store(position + 1, std::memory_order_release);
+    // A plain store: the consumer's rare membarrier() stands in for our half of the fence
+    // between this store and after_publish()'s load.
+    slot.sequence.store(sequence, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
-    slot.sequence.store(position + 1, std::memory_order_seq_cst);
+    slot.sequence.store(sequence, std::memory_order_seq_cst);
   }
+}
+
+void TaskQueue::after_publish(bool wake_consumer) noexcept {
   if (wake_consumer) {
     wake_(wake_context_);
   } else if (publish_watched_.load(asymmetric_fences_ ? std::memory_order_relaxed
@@ -191,10 +250,11 @@ TaskQueue::Segment* TaskQueue::take_spare_segment() {
       return std::exchange(spare_segments_, spare_segments_->next_spare);
     }
   }
-  return new Segment();  // value-initialised: every sequence is 0, which no position matches
+  return new Segment();  // value-initialised: every sequence is 0, which no lane's matches
 }
 
 void TaskQueue::give_spare_segment(Segment* segment) noexcept {
+  segment->next.store(nullptr, std::memory_order_relaxed);
   for (auto& shelf : spare_shelf_) {
     Segment* empty = nullptr;
     if (shelf.load(std::memory_order_relaxed) == nullptr &&
@@ -214,119 +274,57 @@ void TaskQueue::give_spare_segment(Segment* segment) noexcept {
   delete segment;
 }
 
-bool TaskQueue::push_overflow(const TaskOps& ops, void* source) {
-  // A task of the running batch: what it posts must wait for the next batch.
-  const bool from_batch = running_batch == this;
-  {
-    std::lock_guard<std::mutex> lock(overflow_mutex_);
-    if (closed_) return false;
-    bool queued = false;
-    if (!overflow_mode_.load(std::memory_order_relaxed)) {
-      // The ring may have drained since; nothing is in the overflow list, so it keeps FIFO.
-      switch (try_push_fast(ops, source)) {
-        case FastPush::pushed:
-          queued = true;
-          break;
-        case FastPush::closed:
-          return false;
-        case FastPush::full:
-          break;
-      }
-    }
-    if (!queued) {
-      Chunk* target = overflow_tail_;
-      Chunk* fresh = nullptr;
-      const bool first_deferred = from_batch && deferred_ == nullptr;
-      if (target == nullptr || target->count == Chunk::cells || first_deferred) {
-        if (spare_chunks_ != nullptr) {
-          fresh = std::exchange(spare_chunks_, spare_chunks_->next);
-          --spare_chunk_count_;
-          fresh->next = nullptr;
-          fresh->count = 0;
-        } else {
-          fresh = new Chunk;  // std::bad_alloc leaves nothing queued
-        }
-        target = fresh;
-      }
-      Cell& cell = target->cell[target->count];
-      try {
-        ops.construct(cell.storage, source);
-      } catch (...) {
-        if (fresh != nullptr) {
-          fresh->next = std::exchange(spare_chunks_, fresh);
-          ++spare_chunk_count_;
-        }
-        throw;
-      }
-      cell.ops = &ops;
-      ++target->count;
-      if (fresh != nullptr) {
-        if (overflow_tail_ != nullptr) {
-          overflow_tail_->next = fresh;
-        } else {
-          overflow_head_ = fresh;
-        }
-        overflow_tail_ = fresh;
-        if (first_deferred) deferred_ = fresh;
-      }
-      // seq_cst: pairs with the consumer's check of the mode after it set sleeping_bit.
-      overflow_mode_.store(true, std::memory_order_seq_cst);
-    }
-    if (queued) return true;  // try_push_fast woke the consumer if that was needed
-  }
-  wake_if_sleeping();
-  return true;
-}
-
-void TaskQueue::wake_if_sleeping() noexcept {
-  if ((tail_.load(std::memory_order_seq_cst) & sleeping_bit) == 0) return;
-  if ((tail_.fetch_and(~sleeping_bit, std::memory_order_seq_cst) & sleeping_bit) != 0) {
-    wake_(wake_context_);
-  }
-}
-
-TaskQueue::Chunk* TaskQueue::take_overflow() noexcept {
-  std::lock_guard<std::mutex> lock(overflow_mutex_);
-  if (overflow_head_ == nullptr || overflow_head_ == deferred_) return nullptr;
-  // Every ring position claimed before an append in the list is visible here (the mutex orders
-  // them); all of them must have run first.
-  if ((tail_.load(std::memory_order_seq_cst) & position_mask) != head_) return nullptr;
-  Chunk* const taken = overflow_head_;
-  if (deferred_ == nullptr) {
-    overflow_head_ = overflow_tail_ = nullptr;
-    overflow_mode_.store(false, std::memory_order_seq_cst);  // producers may use the ring again
-  } else {
-    Chunk* last = taken;
-    while (last->next != deferred_) last = last->next;
-    last->next = nullptr;
-    overflow_head_ = deferred_;
-  }
-  return taken;
+std::uint64_t TaskQueue::claimed_end(const Lane& lane) const noexcept {
+  // Positions claimed after close() are phantoms that nobody publishes.
+  return std::min(lane.word.load(std::memory_order_acquire) & position_mask,
+                  lane.closed_at.load(std::memory_order_acquire));
 }
 
 template <class Visit>
-void TaskQueue::consume(std::uint64_t limit, Visit visit) noexcept {
-  while (head_ != limit) {
-    if (current_ == nullptr) {
-      current_ = entry_for(head_).load(std::memory_order_acquire);
-      if (current_ == nullptr) break;  // not installed yet: claimed, not published
+std::uint64_t TaskQueue::consume(Lane& lane, std::uint64_t limit, Visit visit) noexcept {
+  const std::uint64_t first = lane.head;
+  while (lane.head < limit) {
+    if (lane.head == lane.head_first + segment_slots) {  // on to the next segment, once linked
+      Segment* next = lane.head_segment->next.load(std::memory_order_acquire);
+      if (next == nullptr) break;
+      give_spare_segment(std::exchange(lane.head_segment, next));
+      lane.head_first += segment_slots;
     }
-    Slot& slot = current_->slot[head_ % segment_slots];
-    if (slot.sequence.load(std::memory_order_acquire) != head_ + 1) break;  // not published yet
+    Slot& slot = lane.head_segment->slot[lane.head % segment_slots];
+    if (slot.sequence.load(std::memory_order_acquire) != lane.sequence_of(lane.head)) break;
     visit(slot);
-    ++head_;
-    if (head_ % segment_slots == 0) {  // the segment is done: free its entry, keep it as a spare
-      entry_for(head_ - 1).store(nullptr, std::memory_order_release);
-      give_spare_segment(std::exchange(current_, nullptr));
-    }
+    ++lane.head;
   }
-  // After the entries it freed: a producer that sees this sees them free (try_push_fast).
-  consumed_.store(head_, std::memory_order_release);
+  return lane.head - first;
+}
+
+bool TaskQueue::published(Lane& lane, std::uint64_t position) noexcept {
+  Segment* segment = lane.head_segment;
+  if (position == lane.head_first + segment_slots) {
+    segment = segment->next.load(std::memory_order_seq_cst);
+    if (segment == nullptr) return false;
+  }
+  return segment->slot[position % segment_slots].sequence.load(std::memory_order_seq_cst) ==
+         lane.sequence_of(position);
+}
+
+const TaskQueue::Lanes& TaskQueue::current_lanes() noexcept {
+  // Arrays replaced since the last batch are no longer used by this thread: free them.
+  if (have_retired_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(lanes_mutex_);
+    retired_lanes_.clear();
+    have_retired_.store(false, std::memory_order_relaxed);
+  }
+  return *lanes_.load(std::memory_order_acquire);
 }
 
 void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
-  TaskQueue* const outer = std::exchange(running_batch, this);  // loops may nest
-  own_first_ = no_position;
+  // Nested (a task ran the loop, and the wake-up was pending): the outer batch still holds its
+  // place in every lane and asks for the next batch itself when it ends.
+  if (in_batch_) return;
+  in_batch_ = true;
+  batch_thread_ = std::this_thread::get_id();
+  sleeping_.store(false, std::memory_order_relaxed);  // awake: producers need not wake us
   const auto run = [&](Slot& slot) {
     try {
       slot.ops->run(slot.storage);
@@ -335,46 +333,49 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
     }
     slot.ops->destroy(slot.storage);
   };
-  // The batch: positions claimed before it started, and then, while producers on other threads
-  // keep the queue busy, up to extra_budget more; what these tasks post waits for the next batch.
-  const std::uint64_t first = head_;
-  std::uint64_t limit = tail_.load(std::memory_order_acquire) & position_mask;
-  consume(limit, run);
-  for (std::uint64_t extra = extra_budget; head_ == limit && extra > 0 && head_ != own_first_;) {
-    const std::uint64_t claimed = tail_.load(std::memory_order_acquire) & position_mask;
-    if (claimed == head_) {
-      if (linger(head_ - first)) continue;
-      break;
+  const Lanes& lanes = current_lanes();
+  // The batch: what every lane held when it started...
+  for (const auto& lane : lanes) lane->batch_limit = claimed_end(*lane);
+  std::uint64_t ran = 0;
+  bool abandoned = false;
+  for (const auto& lane : lanes) {
+    ran += consume(*lane, lane->batch_limit, run);
+    abandoned = abandoned || lane->abandoned.load(std::memory_order_relaxed);
+  }
+  // ...then, while producers on other threads keep it busy, up to extra_budget more (what this
+  // thread's own tasks posted waits for the next batch).
+  for (std::uint64_t extra = extra_budget; extra > 0;) {
+    std::uint64_t more = 0;
+    for (const auto& lane : lanes) {
+      if (lane->owner == batch_thread_ || lane->head != lane->batch_limit) continue;
+      lane->batch_limit = std::min(claimed_end(*lane), lane->head + extra - more);
+      more += consume(*lane, lane->batch_limit, run);
+      if (more == extra) break;
     }
-    limit = std::min({claimed, own_first_, head_ + extra});
-    extra -= limit - head_;
-    consume(limit, run);
+    ran += more;
+    extra -= more;
+    if (more == 0 && !linger(lanes, ran)) break;
   }
-  // Then the overflowed tasks, except those posted by this batch's own tasks; if positions are
-  // still unconsumed, the next batch takes the list.
-  if (overflow_mode_.load(std::memory_order_acquire)) {
-    if (Chunk* const taken = take_overflow()) {
-      run_chunks(taken, on_error, error_context);
-      recycle(taken);
-    }
-  }
-  running_batch = outer;
-  if (deferred_ != nullptr) {  // only this thread writes it
-    std::lock_guard<std::mutex> lock(overflow_mutex_);
-    deferred_ = nullptr;
-  }
+  if (abandoned) drop_abandoned_lanes();
   rest();
+  in_batch_ = false;
 }
 
-bool TaskQueue::linger(std::uint64_t batch_size) noexcept {
+bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
+  // The batch's lanes: one registered since joins the next batch (rest() sees it).
   if (batch_size >= streaming_batch) linger_misses_ = 0;
   if (linger_misses_ >= max_linger_misses) return false;  // posts come one by one: just sleep
-  const auto deadline = std::chrono::steady_clock::now() + linger_time;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(linger_ns);
   do {
-    for (int i = 0; i < 32; ++i) {
-      if ((tail_.load(std::memory_order_relaxed) & position_mask) != head_) {
-        linger_misses_ = 0;
-        return true;
+    for (int i = 0; i < 16; ++i) {
+      for (const auto& lane : lanes) {
+        // The slot of the next position, not the lane's word: the producer writes the word on
+        // every post, and polling it would take the line away from the producer every time.
+        if (lane->owner != batch_thread_ && lane->head == lane->batch_limit &&
+            published(*lane, lane->head)) {
+          linger_misses_ = 0;
+          return true;
+        }
       }
       cpu_relax();
     }
@@ -383,134 +384,134 @@ bool TaskQueue::linger(std::uint64_t batch_size) noexcept {
   return false;
 }
 
+void TaskQueue::drop_abandoned_lanes() noexcept {
+  // A lane whose thread exited is dropped once it is empty (its thread can post no more).
+  std::lock_guard<std::mutex> lock(lanes_mutex_);
+  const auto done = [this](const std::shared_ptr<Lane>& lane) {
+    return lane->abandoned.load(std::memory_order_acquire) && lane->head == claimed_end(*lane);
+  };
+  if (std::none_of(owned_lanes_->begin(), owned_lanes_->end(), done)) return;
+  try {
+    auto next = std::make_unique<Lanes>();
+    for (const auto& lane : *owned_lanes_) {
+      if (!done(lane)) next->push_back(lane);
+    }
+    retired_lanes_.push_back(std::move(owned_lanes_));
+    owned_lanes_ = std::move(next);
+    lanes_.store(owned_lanes_.get(), std::memory_order_seq_cst);
+    have_retired_.store(true, std::memory_order_release);
+  } catch (...) {
+    // Out of memory: keep the lanes for now, it is only a few kilobytes each.
+  }
+}
+
 void TaskQueue::rest() noexcept {
   for (int spins = 0;; ++spins) {
-    std::uint64_t seen = tail_.load(std::memory_order_acquire);
-    if ((seen & position_mask) == head_) {
-      // Everything claimed has run: sleep, i.e. let the next claim (or append) wake us.
-      if (!tail_.compare_exchange_weak(seen, seen | sleeping_bit, std::memory_order_seq_cst,
-                                       std::memory_order_acquire)) {
-        continue;  // a new claim came in first
+    const Lanes* lanes = lanes_.load(std::memory_order_seq_cst);
+    bool in_flight = false;  // a position claimed but not yet published
+    for (const auto& lane : *lanes) {
+      if (claimed_end(*lane) == lane->head) continue;
+      // Published work beyond the batch (posted by its own tasks, or beyond its budget) is for
+      // the next batch: ask for it (ev_async_send from the loop's own callback costs no system
+      // call; the loop polls I/O first).
+      if (published(*lane, lane->head)) {
+        wake_(wake_context_);
+        return;
       }
-      // An overflow append made before the bit was set did not see it: look for one (seq_cst
-      // pairs with the mode's store and the appender's load of tail_).
-      if (overflow_mode_.load(std::memory_order_seq_cst) &&
-          (tail_.fetch_and(~sleeping_bit, std::memory_order_seq_cst) & sleeping_bit) != 0) {
-        wake_(wake_context_);  // nobody took the bit back: ask for the next batch ourselves
-      }
-      return;
+      in_flight = true;
     }
-    // Positions are claimed beyond the batch. Published ones (posted by its own tasks, or beyond
-    // its budget) are for the next batch: ask for it (ev_async_send from the loop's own callback
-    // costs no system call; the loop polls I/O first).
-    if (published(head_)) {
-      wake_(wake_context_);
-      return;
-    }
-    // Claimed but not yet published: its producer is between its claim and its publish, which
-    // normally takes nanoseconds. Give it a moment...
-    if (spins < max_rest_spins) {
+    // A claimed position is normally published within nanoseconds: give it a moment.
+    if (in_flight && spins < max_rest_spins) {
       cpu_relax();
       continue;
     }
-    // ...then sleep, and have that producer wake us: announce the watch, then fence against
-    // its publish (Dekker), then look again.
-    publish_watched_.store(true, std::memory_order_seq_cst);
-    if (!heavy_fence()) {
-      wake_(wake_context_);  // cannot sleep safely: come back after the loop polled for I/O
-      return;
+    // Sleep: the next claim on an empty lane wakes us, and so does the producer of a position
+    // still in flight (via publish_watched_).
+    sleeping_.store(true, std::memory_order_seq_cst);
+    bool awake = false;
+    for (const auto& lane : *lanes) {
+      std::uint64_t word = lane->word.load(std::memory_order_seq_cst);
+      while (!awake && (word & closed_bit) == 0) {  // claims on a closed lane are phantoms
+        if ((word & position_mask) != lane->head) {
+          // Claimed since we looked: look again at once, unless the watch below covers it.
+          awake = !in_flight || published(*lane, lane->head);
+          break;
+        }
+        if ((word & sleeping_bit) != 0) break;  // marked by an earlier rest(), nothing since
+        if (lane->word.compare_exchange_weak(word, word | sleeping_bit, std::memory_order_seq_cst,
+                                             std::memory_order_seq_cst)) {
+          break;
+        }
+      }
     }
-    if (published(head_) && publish_watched_.exchange(false, std::memory_order_acq_rel)) {
-      wake_(wake_context_);
+    // A lane registered since we looked started with its sleeping bit set, and its producer
+    // sees sleeping_ unless we already missed the lane: look again (seq_cst, see register_lane).
+    awake = awake || lanes_.load(std::memory_order_seq_cst) != lanes;
+    if (!awake && in_flight) {
+      // Announce the watch, then fence against the publish (Dekker), then look again.
+      publish_watched_.store(true, std::memory_order_seq_cst);
+      if (!heavy_fence()) {
+        awake = true;  // cannot sleep safely: come back after the loop polled for I/O
+      } else {
+        for (const auto& lane : *lanes) {
+          if (claimed_end(*lane) != lane->head && published(*lane, lane->head)) awake = true;
+        }
+        if (awake && !publish_watched_.exchange(false, std::memory_order_acq_rel)) {
+          awake = false;  // its producer took the watch back and wakes us itself
+        }
+      }
     }
+    // Not sleeping after all: unless a producer took sleeping_ back (and so wakes us), ask for
+    // the next batch ourselves.
+    if (awake && sleeping_.exchange(false, std::memory_order_acq_rel)) wake_(wake_context_);
     return;
   }
 }
 
-bool TaskQueue::published(std::uint64_t position) noexcept {
-  if (current_ == nullptr) current_ = entry_for(position).load(std::memory_order_seq_cst);
-  return current_ != nullptr && current_->slot[position % segment_slots].sequence.load(
-                                    std::memory_order_seq_cst) == position + 1;
-}
-
-void TaskQueue::run_chunks(Chunk* chunks, ErrorFn on_error, void* error_context) noexcept {
-  for (Chunk* chunk = chunks; chunk != nullptr; chunk = chunk->next) {
-    for (std::size_t i = 0; i < chunk->count; ++i) {
-      Cell& cell = chunk->cell[i];
-      try {
-        cell.ops->run(cell.storage);
-      } catch (...) {
-        on_error(error_context, std::current_exception());
-      }
-      cell.ops->destroy(cell.storage);
-    }
-    chunk->count = 0;
-  }
-}
-
-void TaskQueue::destroy_chunks(Chunk* chunks) noexcept {
-  while (chunks != nullptr) {
-    for (std::size_t i = 0; i < chunks->count; ++i) {
-      chunks->cell[i].ops->destroy(chunks->cell[i].storage);
-    }
-    delete std::exchange(chunks, chunks->next);
-  }
-}
-
-void TaskQueue::recycle(Chunk* chunks) noexcept {
-  {
-    std::lock_guard<std::mutex> lock(overflow_mutex_);
-    while (chunks != nullptr && spare_chunk_count_ < max_spare_chunks) {
-      Chunk* chunk = std::exchange(chunks, chunks->next);
-      chunk->next = std::exchange(spare_chunks_, chunk);
-      ++spare_chunk_count_;
-    }
-  }
-  while (chunks != nullptr) delete std::exchange(chunks, chunks->next);
-}
-
 void TaskQueue::close() noexcept {
-  tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
   {
-    std::lock_guard<std::mutex> lock(overflow_mutex_);
-    closed_ = true;
+    std::lock_guard<std::mutex> lock(lanes_mutex_);
+    closed_.store(true, std::memory_order_release);
+    for (const auto& lane : *owned_lanes_) {
+      const std::uint64_t seen = lane->word.fetch_or(closed_bit, std::memory_order_acq_rel);
+      if ((seen & closed_bit) == 0) {
+        lane->closed_at.store(seen & position_mask, std::memory_order_release);
+      }
+    }
   }
   wake_(wake_context_);  // the consumer notices it is drained
 }
 
-bool TaskQueue::has_pending() const noexcept {
-  return (tail_.load(std::memory_order_acquire) & position_mask) != head_ ||
-         overflow_mode_.load(std::memory_order_acquire);
+bool TaskQueue::has_pending() noexcept {
+  const Lanes& lanes = current_lanes();
+  return std::any_of(lanes.begin(), lanes.end(), [this](const std::shared_ptr<Lane>& lane) {
+    return claimed_end(*lane) != lane->head;
+  });
 }
 
-bool TaskQueue::closed_and_drained() const noexcept {
-  if ((tail_.load(std::memory_order_acquire) & closed_bit) == 0) return false;
-  std::lock_guard<std::mutex> lock(overflow_mutex_);
-  return closed_ && overflow_head_ == nullptr &&
-         (tail_.load(std::memory_order_seq_cst) & position_mask) == head_;
+bool TaskQueue::closed_and_drained() noexcept {
+  if (!closed_.load(std::memory_order_acquire)) return false;
+  const Lanes& lanes = *lanes_.load(std::memory_order_acquire);
+  return std::all_of(lanes.begin(), lanes.end(), [](const std::shared_ptr<Lane>& lane) {
+    return lane->head == lane->closed_at.load(std::memory_order_acquire);
+  });
 }
 
 void TaskQueue::discard_all() noexcept {
   // A task's destructor may post again; keep going until nothing is left.
   for (bool found = true; found;) {
     found = false;
-    const std::uint64_t before = head_;
-    consume(tail_.load(std::memory_order_acquire) & position_mask,
-            [](Slot& slot) { slot.ops->destroy(slot.storage); });
-    found = head_ != before;
-    Chunk* overflowed = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(overflow_mutex_);
-      overflowed = std::exchange(overflow_head_, nullptr);
-      overflow_tail_ = nullptr;
-      deferred_ = nullptr;
-      overflow_mode_.store(false, std::memory_order_seq_cst);
-    }
-    if (overflowed != nullptr) {
-      destroy_chunks(overflowed);
-      found = true;
+    for (const auto& lane : current_lanes()) {
+      if (consume(*lane, claimed_end(*lane), [](Slot& slot) { slot.ops->destroy(slot.storage); }) !=
+          0) {
+        found = true;
+      }
     }
   }
+}
+
+std::size_t TaskQueue::lane_count() noexcept {
+  return current_lanes().size();
 }
 
 }  // namespace evcxx::detail

@@ -138,6 +138,27 @@ TEST(Loop, NestedRunInsideAPostedTaskRunsEveryTaskOnceInOrder) {
   EXPECT_FALSE(loop.run());
 }
 
+TEST(Loop, NestedRunWithAPendingWakeupDoesNotRunTheBatchAgain) {
+  evcxx::Loop loop;
+  int a_runs = 0;
+  int b_runs = 0;
+  loop.post([&] {
+    ++a_runs;
+    // stop() from another thread leaves the internal wake-up pending: the nested run() sees it.
+    std::thread([&] { loop.stop(); }).join();
+    loop.run(evcxx::Run::nowait);
+  });
+  loop.post([&] { ++b_runs; });
+  Watchdog dog(loop);
+  loop.run();
+  dog.disarm();
+  EXPECT_FALSE(dog.fired()) << "a queued task was stranded";
+  EXPECT_EQ(a_runs, 1);
+  while (b_runs == 0 && loop.run(evcxx::Run::nowait)) {
+  }
+  EXPECT_EQ(b_runs, 1);
+}
+
 TEST(Loop, TaskThatKeepsRepostingItselfDoesNotStarveWatchers) {
   evcxx::Loop loop;
   bool keep_going = true;

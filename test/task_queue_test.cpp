@@ -1,5 +1,5 @@
-// The queue behind Loop::post(), driven directly with a tiny directory so that segment recycling,
-// the overflow list and the wake-up protocol are all exercised. The "loop" here is a thread that
+// The queue behind Loop::post(), driven directly so that lanes, segment recycling and the wake-up
+// protocol are all exercised. The "loop" here is a thread that
 // waits for wake-ups (coalesced, like ev_async) and runs a batch for each.
 #include "task_queue.hpp"
 
@@ -81,31 +81,29 @@ TEST(TaskQueue, OneWakeUpPerBatch) {
 }
 
 TEST(TaskQueue, TasksPostedByABatchRunInTheNextAndAskForIt) {
-  for (std::size_t before : {10u, 700u}) {  // within the lock-free capacity, and beyond it
-    Waker waker;
-    TaskQueue queue(&Waker::wake, &waker, 2);  // 512 positions, then the overflow list
-    std::vector<int> order;
-    for (std::size_t i = 0; i < before; ++i) {
-      ASSERT_TRUE(push(queue, [&, i] {
-        order.push_back(0);
-        if (i == 0) push(queue, [&] { order.push_back(1); });
-      }));
-    }
-    const int wakes = waker.count.load();
-    queue.run_batch(&ignore_errors, nullptr);
-    EXPECT_EQ(order.size(), before) << before;
-    EXPECT_GT(waker.count.load(), wakes) << "the batch must ask for the next one";
-    queue.run_batch(&ignore_errors, nullptr);
-    ASSERT_EQ(order.size(), before + 1) << before;
-    EXPECT_EQ(order.back(), 1);
+  Waker waker;
+  TaskQueue queue(&Waker::wake, &waker);
+  std::vector<int> order;
+  for (int i = 0; i < 700; ++i) {  // several segments
+    ASSERT_TRUE(push(queue, [&, i] {
+      order.push_back(0);
+      if (i == 0) push(queue, [&] { order.push_back(1); });
+    }));
   }
+  const int wakes = waker.count.load();
+  queue.run_batch(&ignore_errors, nullptr);
+  EXPECT_EQ(order.size(), 700u);
+  EXPECT_GT(waker.count.load(), wakes) << "the batch must ask for the next one";
+  queue.run_batch(&ignore_errors, nullptr);
+  ASSERT_EQ(order.size(), 701u);
+  EXPECT_EQ(order.back(), 1);
 }
 
-TEST(TaskQueue, OverflowKeepsFifoPerProducerAndRecyclesSegments) {
+TEST(TaskQueue, KeepsFifoPerProducerWhileTheConsumerRuns) {
   constexpr std::size_t kProducers = 3;
   constexpr std::size_t kPerProducer = 20000;
   Waker waker;
-  TaskQueue queue(&Waker::wake, &waker, 2);
+  TaskQueue queue(&Waker::wake, &waker);
   Order order(kProducers);
   std::atomic<bool> done{false};
   std::thread consumer([&] {
@@ -130,13 +128,12 @@ TEST(TaskQueue, OverflowKeepsFifoPerProducerAndRecyclesSegments) {
   EXPECT_EQ(order.wrong, 0u);
 }
 
-TEST(TaskQueue, OneSegmentDirectoryUnderStressLosesNoWakeUp) {
-  // A single directory entry: every segment boundary waits for the consumer, so producers keep
-  // switching between the lock-free path and the overflow list.
+TEST(TaskQueue, UnderStressNoWakeUpIsLost) {
+  // Producers that pause now and then, so the consumer keeps going to sleep and being woken.
   constexpr std::size_t kProducers = 4;
   constexpr std::size_t kPerProducer = 30000;
   Waker waker;
-  TaskQueue queue(&Waker::wake, &waker, 1);
+  TaskQueue queue(&Waker::wake, &waker);
   Order order(kProducers);
   std::thread consumer([&] {
     while (order.total < kProducers * kPerProducer) {
@@ -210,9 +207,9 @@ TEST(TaskQueue, ExceptionsGoToTheHandlerAndTheBatchGoesOn) {
 
 TEST(TaskQueue, CloseRefusesNewTasksAndReportsDrained) {
   Waker waker;
-  TaskQueue queue(&Waker::wake, &waker, 1);
+  TaskQueue queue(&Waker::wake, &waker);
   int ran = 0;
-  for (int i = 0; i < 300; ++i) ASSERT_TRUE(push(queue, [&ran] { ++ran; }));  // some overflow
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(push(queue, [&ran] { ++ran; }));
   EXPECT_FALSE(queue.closed_and_drained());
   const int wakes = waker.count.load();
   queue.close();
@@ -228,7 +225,7 @@ TEST(TaskQueue, QueuedTasksAreDestroyedNotRunWithTheQueue) {
   int ran = 0;
   {
     Waker waker;
-    TaskQueue queue(&Waker::wake, &waker, 1);
+    TaskQueue queue(&Waker::wake, &waker);
     for (int i = 0; i < 1000; ++i) {
       push(queue, [&ran, keep = live] { ++ran; });
     }
@@ -241,10 +238,104 @@ TEST(TaskQueue, QueuedTasksAreDestroyedNotRunWithTheQueue) {
   EXPECT_EQ(live.use_count(), 1);
 }
 
-TEST(TaskQueue, RejectsADirectoryThatIsNotAPowerOfTwo) {
+TEST(TaskQueue, AThreadThatStartsPostingWakesASleepingConsumer) {
   Waker waker;
-  EXPECT_THROW(TaskQueue(&Waker::wake, &waker, 3), std::invalid_argument);
-  EXPECT_THROW(TaskQueue(&Waker::wake, &waker, 0), std::invalid_argument);
+  TaskQueue queue(&Waker::wake, &waker);
+  int ran = 0;
+  ASSERT_TRUE(push(queue, [&ran] { ++ran; }));
+  queue.run_batch(&ignore_errors, nullptr);  // runs it, then goes to sleep
+  const int wakes = waker.count.load();
+  std::thread newcomer([&] { push(queue, [&ran] { ++ran; }); });  // registers a new lane
+  newcomer.join();
+  EXPECT_EQ(waker.count.load(), wakes + 1);
+  queue.run_batch(&ignore_errors, nullptr);
+  EXPECT_EQ(ran, 2);
+}
+
+// Segments move between lanes, and positions count per lane: a reused segment's old sequence
+// numbers must not pass for another lane's. (They once did, and a lingering consumer spun on a
+// "published" slot it could not run.)
+TEST(TaskQueue, ASegmentReusedByAnotherLaneHoldsNoStaleTask) {
+  Waker waker;
+  TaskQueue queue(&Waker::wake, &waker);
+  std::atomic<int> ran{0};
+  constexpr int kFirst = static_cast<int>(TaskQueue::segment_slots) + 1;  // into a 2nd segment
+  std::thread first([&] {
+    for (int i = 0; i < kFirst; ++i) push(queue, [&ran] { ++ran; });
+  });
+  first.join();
+  queue.run_batch(&ignore_errors, nullptr);  // frees the first segment; a big batch: it lingers
+  ASSERT_EQ(ran.load(), kFirst);
+  std::thread second([&] { push(queue, [&ran] { ++ran; }); });  // its lane reuses that segment
+  second.join();
+  queue.run_batch(&ignore_errors, nullptr);  // must return, having run exactly one more
+  EXPECT_EQ(ran.load(), kFirst + 1);
+}
+
+// A lane registered while a batch runs joins the next batch. (A consumer lingering over the new
+// lane list once spun on the newcomer's task while running only the old list.)
+TEST(TaskQueue, ALaneRegisteredDuringABatchJoinsTheNext) {
+  Waker waker;
+  TaskQueue queue(&Waker::wake, &waker);
+  std::atomic<int> ran{0};
+  std::thread first([&] {
+    for (int i = 0; i < 99; ++i) push(queue, [&ran] { ++ran; });
+    push(queue, [&] {  // runs on the consumer: a new thread posts meanwhile
+      ++ran;
+      std::thread newcomer([&] { push(queue, [&ran] { ++ran; }); });
+      newcomer.join();
+    });
+  });
+  first.join();
+  const int wakes = waker.count.load();
+  queue.run_batch(&ignore_errors, nullptr);
+  EXPECT_EQ(ran.load(), 100);
+  EXPECT_GT(waker.count.load(), wakes);  // it asked for the next batch
+  queue.run_batch(&ignore_errors, nullptr);
+  EXPECT_EQ(ran.load(), 101);
+}
+
+TEST(TaskQueue, LanesOfExitedThreadsAreDroppedOnceRun) {
+  Waker waker;
+  TaskQueue queue(&Waker::wake, &waker);
+  std::atomic<int> ran{0};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 100; ++i) push(queue, [&ran] { ran.fetch_add(1); });
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(queue.lane_count(), 8u);
+    queue.run_batch(&ignore_errors, nullptr);  // runs them and drops the exited threads' lanes
+    queue.run_batch(&ignore_errors, nullptr);
+    EXPECT_EQ(queue.lane_count(), 0u);
+  }
+  EXPECT_EQ(ran.load(), 3 * 8 * 100);
+}
+
+TEST(TaskQueue, OneThreadPostingToManyQueuesKeepsEachInOrder) {
+  Waker waker;
+  std::vector<std::unique_ptr<TaskQueue>> queues;
+  for (int q = 0; q < 20; ++q) queues.push_back(std::make_unique<TaskQueue>(&Waker::wake, &waker));
+  std::vector<std::vector<int>> seen(queues.size());
+  for (int i = 0; i < 200; ++i) {
+    for (std::size_t q = 0; q < queues.size(); ++q) {
+      push(*queues[q], [&seen, q, i] { seen[q].push_back(i); });
+    }
+  }
+  for (std::size_t q = 0; q < queues.size(); ++q) {
+    queues[q]->run_batch(&ignore_errors, nullptr);
+    ASSERT_EQ(seen[q].size(), 200u);
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(seen[q][i], i);
+  }
+  queues.clear();  // this thread's cache still names them: a new queue must not be confused
+  TaskQueue fresh(&Waker::wake, &waker);
+  int ran = 0;
+  push(fresh, [&ran] { ++ran; });
+  fresh.run_batch(&ignore_errors, nullptr);
+  EXPECT_EQ(ran, 1);
 }
 
 }  // namespace

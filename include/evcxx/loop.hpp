@@ -212,14 +212,17 @@ class EVCXX_API Loop {
   // running, the next run() returns after one iteration.
   void stop() noexcept;
   // ANY thread (not signal handlers): runs task on the loop thread, in FIFO order per producer
-  // thread. Tasks posted before run() are run by it; a task posted by a task runs in a later batch
-  // (after the loop polled for I/O). Posting takes no lock and, for a task that fits in
-  // detail::task_inline_size bytes, allocates nothing; the loop is woken once per batch. A
-  // throwing task is handled like a throwing callback. Tasks still queued when the Loop is
-  // destroyed are destroyed without running. The Loop must outlive every post() call, including
-  // one whose task has already run (the call may still be returning). Throws
-  // std::invalid_argument for an empty task and LoopStopped once the Loop's LoopThread was
-  // stopped.
+  // thread; tasks from different threads have no order between them (each thread posts through
+  // its own queue), so a task that must follow another thread's should be posted by that thread
+  // or by the earlier task itself. Tasks posted before run() are run by it; a task posted by a
+  // task runs in a later batch (after the loop polled for I/O). A thread's first post to a Loop
+  // registers its lane (a lock and a small allocation, once); after that posting takes no lock,
+  // writes nothing another producer writes, and costs no allocation for a task that fits in
+  // detail::task_inline_size bytes; the loop is woken once per batch. A throwing task is handled
+  // like a throwing callback. Tasks still queued when the Loop is destroyed are destroyed without
+  // running. The Loop must outlive every post() call, including one whose task has already run (the
+  // call may still be returning). Throws std::invalid_argument for an empty task and LoopStopped
+  // once the Loop's LoopThread was stopped.
   void post(std::function<void()> task);
   // The same for any callable, without std::function (so move-only callables work too): a
   // callable of up to detail::task_inline_size bytes with a noexcept move is stored inline.
