@@ -56,8 +56,8 @@ class EVCXX_API LoopThread {
   // again; LoopThread::stop() is what ends the thread.
   Loop& loop() noexcept { return *loop_; }
 
-  // Runs task on the loop thread, FIFO per producer, without allocating for a small callable.
-  // Throws LoopStopped after stop().
+  // ANY thread: Loop::post() (FIFO per producer thread, no allocation for a small callable after
+  // the thread's first post). Throws LoopStopped after stop().
   template <class F, std::enable_if_t<detail::is_task_v<F>, int> = 0>
   void post(F&& task) {
     if (!try_post(std::forward<F>(task))) throw_stopped();
