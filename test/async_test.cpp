@@ -9,7 +9,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include <evcxx/async.hpp>
@@ -20,11 +19,7 @@
 using namespace std::chrono_literals;
 using evcxx_test::Watchdog;
 
-// libev keeps pointers to active watchers: neither copyable nor movable.
-static_assert(!std::is_copy_constructible_v<evcxx::Async> &&
-              !std::is_copy_assignable_v<evcxx::Async>);
-static_assert(!std::is_move_constructible_v<evcxx::Async> &&
-              !std::is_move_assignable_v<evcxx::Async>);
+static_assert(evcxx_test::is_pinned_v<evcxx::Async>);
 
 TEST(Async, ActiveOnConstructionUnlessDeferred) {
   evcxx::Loop loop;

@@ -321,6 +321,28 @@ TEST(WaitableEventLifetime, DestroyedWithAnAnnouncementInFlight) {
 
 // --- borrowed and default loops ----------------------------------------------------------------
 
+namespace {
+
+// A plain libev async on a raw loop, no evcxx involved: proves the raw loop still works on its
+// own. It counts its calls and stops itself on the first, so ev_run() then has nothing left.
+struct RawOneShotAsync {
+  explicit RawOneShotAsync(struct ev_loop* loop) : loop(loop) {
+    ev_async_init(&async, [](struct ev_loop* l, ev_async* w, int) {
+      ++static_cast<RawOneShotAsync*>(w->data)->calls;
+      ev_async_stop(l, w);
+    });
+    async.data = this;
+    ev_async_start(loop, &async);
+  }
+  void send() { ev_async_send(loop, &async); }
+
+  struct ev_loop* const loop;
+  ev_async async;
+  int calls = 0;
+};
+
+}  // namespace
+
 TEST(BorrowedLoop, IsNeverDestroyedByTheWrapper) {
   struct ev_loop* raw = ev_loop_new(EVFLAG_AUTO);
   ASSERT_NE(raw, nullptr);
@@ -347,16 +369,8 @@ TEST(BorrowedLoop, IsNeverDestroyedByTheWrapper) {
   EXPECT_EQ(ev_run(raw, EVRUN_NOWAIT), 0) << "the wrapper left an active watcher behind";
   survivor->send();
   survivor.reset();
-  struct Raw {
-    ev_async async;
-    int calls = 0;
-  } raw_async;
-  ev_async_init(&raw_async.async, [](struct ev_loop* l, ev_async* w, int) {
-    ++reinterpret_cast<Raw*>(w)->calls;
-    ev_async_stop(l, w);
-  });
-  ev_async_start(raw, &raw_async.async);
-  std::thread([&] { ev_async_send(raw, &raw_async.async); }).join();
+  RawOneShotAsync raw_async(raw);
+  std::thread([&] { raw_async.send(); }).join();
   EXPECT_EQ(ev_run(raw, 0), 0);
   EXPECT_EQ(raw_async.calls, 1);
   EXPECT_EQ(wrapped_calls, 2);
@@ -379,16 +393,8 @@ TEST(BorrowedLoop, HooksDoNotOutliveTheWrapper) {
   }
   const int calls_with_wrapper = hook_calls;
   // Running the raw loop must not call into the dead wrapper (ASan would report it).
-  struct Raw {
-    ev_async async;
-    int calls = 0;
-  } raw_async;
-  ev_async_init(&raw_async.async, [](struct ev_loop* l, ev_async* w, int) {
-    ++reinterpret_cast<Raw*>(w)->calls;
-    ev_async_stop(l, w);
-  });
-  ev_async_start(raw, &raw_async.async);
-  ev_async_send(raw, &raw_async.async);
+  RawOneShotAsync raw_async(raw);
+  raw_async.send();
   EXPECT_EQ(ev_run(raw, 0), 0);
   EXPECT_EQ(raw_async.calls, 1);  // libev's own invocation is back
   EXPECT_EQ(hook_calls, calls_with_wrapper);

@@ -15,7 +15,6 @@
 #include <string>
 #include <system_error>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include <evcxx/async.hpp>
@@ -37,10 +36,7 @@ TEST(Loop, IdleLoopReturnsAtOnce) {
   EXPECT_FALSE(loop.run(evcxx::Run::nowait));
 }
 
-static_assert(!std::is_copy_constructible_v<evcxx::Loop> &&
-              !std::is_copy_assignable_v<evcxx::Loop>);
-static_assert(!std::is_move_constructible_v<evcxx::Loop> &&
-              !std::is_move_assignable_v<evcxx::Loop>);
+static_assert(evcxx_test::is_pinned_v<evcxx::Loop>);
 
 TEST(Loop, RunOnceWaitsForOneEventAndNowaitNeverBlocks) {
   evcxx::Loop loop;

@@ -88,6 +88,26 @@ void toggle_from_handler(int) {
   });
 }
 
+// Sends `signo` to the constructing thread once `loop` runs there (a posted task says so), after a
+// moment that makes it likely the loop is blocked in its backend; the tests hold either way.
+class SignalWhenRunning {
+ public:
+  SignalWhenRunning(evcxx::Loop& loop, int signo)
+      : running_(loop), target_(::pthread_self()), thread_([this, signo] {
+          running_.wait();
+          std::this_thread::sleep_for(20ms);
+          ::pthread_kill(target_, signo);
+        }) {
+    loop.post([this] { running_.set(); });
+  }
+  void join() { thread_.join(); }
+
+ private:
+  evcxx::WaitableEvent running_;
+  const pthread_t target_;
+  std::thread thread_;
+};
+
 // Points a global at an object for the handlers, and back at nothing afterwards.
 template <class T>
 class Publish {
@@ -160,14 +180,7 @@ TEST(SignalSafety, StopFromASignalHandler) {
   Publish<evcxx::Loop> publish(g_loop, loop);
   ScopedSignalHandler handler(SIGUSR2, stop_from_handler);
   const int handled_before = g_handled.load();
-  evcxx::WaitableEvent running(loop);
-  loop.post([&] { running.set(); });
-  const pthread_t loop_thread = pthread_self();
-  std::thread signaller([&] {
-    running.wait();
-    std::this_thread::sleep_for(20ms);  // makes it likely the loop is blocked; correct either way
-    ::pthread_kill(loop_thread, SIGUSR2);
-  });
+  SignalWhenRunning signaller(loop, SIGUSR2);
   Watchdog dog(loop);
   EXPECT_TRUE(loop.run());
   dog.disarm();
@@ -237,14 +250,7 @@ TEST(SignalSafety, SignalToTheBlockedLoopAnnouncesTheEvent) {
   });
   Publish<evcxx::WaitableEvent> publish(g_event, event);
   ScopedSignalHandler handler(SIGUSR1, set_from_handler);
-  evcxx::WaitableEvent running(loop);
-  loop.post([&] { running.set(); });
-  const pthread_t loop_thread = pthread_self();
-  std::thread signaller([&] {
-    running.wait();
-    std::this_thread::sleep_for(20ms);  // makes it likely the loop is blocked; correct either way
-    ::pthread_kill(loop_thread, SIGUSR1);
-  });
+  SignalWhenRunning signaller(loop, SIGUSR1);
   Watchdog dog(loop);
   EXPECT_TRUE(loop.run());
   dog.disarm();

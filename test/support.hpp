@@ -22,6 +22,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include <evcxx/loop.hpp>
@@ -94,6 +95,12 @@ inline void write_all(int fd, const std::string& data) {
     done += static_cast<std::size_t>(n);
   }
 }
+
+// libev keeps pointers to its watchers and loops: such a type can be neither copied nor moved.
+template <class T>
+inline constexpr bool is_pinned_v =
+    !std::is_copy_constructible_v<T> && !std::is_copy_assignable_v<T> &&
+    !std::is_move_constructible_v<T> && !std::is_move_assignable_v<T>;
 
 // Generous bound for anything that should take milliseconds: the machine is shared and the
 // sanitizer builds are slow, so only a real hang (a lost wake-up) should ever reach it.

@@ -15,7 +15,6 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include <evcxx/loop.hpp>
@@ -29,10 +28,7 @@ using evcxx_test::kPatience;
 using evcxx_test::readable;
 using evcxx_test::Watchdog;
 
-static_assert(!std::is_copy_constructible_v<evcxx::WaitableEvent> &&
-              !std::is_copy_assignable_v<evcxx::WaitableEvent>);
-static_assert(!std::is_move_constructible_v<evcxx::WaitableEvent> &&
-              !std::is_move_assignable_v<evcxx::WaitableEvent>);
+static_assert(evcxx_test::is_pinned_v<evcxx::WaitableEvent>);
 
 TEST(WaitableEvent, StartsClear) {
   evcxx::Loop loop;
