@@ -39,23 +39,34 @@ void coalesced_send_evcxx(benchmark::State& state) {
   expect_count(state, "callbacks after coalesced sends", callbacks, 1);
 }
 
-void count_callback(struct ev_loop*, ev_async* w, int) noexcept {
-  ++*static_cast<std::int64_t*>(w->data);
-}
+// A raw libev loop with one started ev_async that counts its callbacks: the C side of the
+// single-threaded benchmarks, set up and torn down outside the timed loop.
+struct RawCountingAsync {
+  RawCountingAsync() : loop(ev_loop_new(EVFLAG_AUTO)) {
+    if (loop == nullptr) throw std::runtime_error("ev_loop_new");
+    ev_async_init(&async, [](struct ev_loop*, ev_async* w, int) noexcept {
+      ++*static_cast<std::int64_t*>(w->data);
+    });
+    async.data = &callbacks;
+    ev_async_start(loop, &async);
+  }
+  ~RawCountingAsync() {
+    ev_async_stop(loop, &async);
+    ev_loop_destroy(loop);
+  }
+  RawCountingAsync(const RawCountingAsync&) = delete;
+  RawCountingAsync& operator=(const RawCountingAsync&) = delete;
+
+  struct ev_loop* const loop;
+  ev_async async;
+  std::int64_t callbacks = 0;
+};
 
 void coalesced_send_libev(benchmark::State& state) {
-  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
-  if (loop == nullptr) throw std::runtime_error("ev_loop_new");
-  std::int64_t callbacks = 0;
-  ev_async async;
-  ev_async_init(&async, count_callback);
-  async.data = &callbacks;
-  ev_async_start(loop, &async);
-  for (auto _ : state) ev_async_send(loop, &async);
-  ev_run(loop, EVRUN_NOWAIT);
-  ev_async_stop(loop, &async);
-  ev_loop_destroy(loop);
-  expect_count(state, "callbacks after coalesced sends", callbacks, 1);
+  RawCountingAsync raw;
+  for (auto _ : state) ev_async_send(raw.loop, &raw.async);
+  ev_run(raw.loop, EVRUN_NOWAIT);
+  expect_count(state, "callbacks after coalesced sends", raw.callbacks, 1);
 }
 
 // ---- callback_dispatch ------------------------------------------------------------------------
@@ -72,20 +83,12 @@ void callback_dispatch_evcxx(benchmark::State& state) {
 }
 
 void callback_dispatch_libev(benchmark::State& state) {
-  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
-  if (loop == nullptr) throw std::runtime_error("ev_loop_new");
-  std::int64_t callbacks = 0;
-  ev_async async;
-  ev_async_init(&async, count_callback);
-  async.data = &callbacks;
-  ev_async_start(loop, &async);
+  RawCountingAsync raw;
   for (auto _ : state) {
-    ev_feed_event(loop, &async, EV_ASYNC);
-    ev_invoke_pending(loop);
+    ev_feed_event(raw.loop, &raw.async, EV_ASYNC);
+    ev_invoke_pending(raw.loop);
   }
-  ev_async_stop(loop, &async);
-  ev_loop_destroy(loop);
-  expect_count(state, "callbacks", callbacks, state.iterations());
+  expect_count(state, "callbacks", raw.callbacks, state.iterations());
 }
 
 // Multi-threaded ones measure wall-clock time: the CPU time of the benchmark thread alone would
