@@ -17,7 +17,14 @@ namespace evcxx {
 // active, like every active watcher.
 //
 // Thread-safety: send() and sent() are for ANY thread and for signal handlers; everything else is
-// for the loop thread. The object must outlive every send() made on it.
+// for the loop thread.
+//
+// Memory ordering: send() is a release operation. Everything a thread wrote before send()
+// happens-before the callback that the send() causes (the first one to start after it).
+//
+// Lifetime: create, start, stop and destroy it on the loop thread; it must outlive every send()
+// made on it (a send() may still be returning after its callback ran). Destroying it inside its own
+// callback is safe; after its Loop is destroyed it is detached and send() delivers nothing.
 class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
  public:
   // Active on construction. Loop thread.

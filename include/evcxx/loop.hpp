@@ -179,6 +179,14 @@ struct Version {
 // Thread-safety: a Loop belongs to the thread that runs it ("the loop thread"); every member is
 // for that thread (or for any one thread while the loop is not running) unless its comment says
 // ANY thread. Watchers are created, started, stopped and destroyed on the loop thread too.
+//
+// Memory ordering: post() and stop() are release operations. Everything a thread wrote before
+// post(task) happens-before task runs; everything a thread wrote before stop() happens-before the
+// run() that it makes return has returned.
+//
+// Lifetime: destroy a Loop on its thread, outside run(), once no other thread can still be inside
+// post() or stop() on it (a call may still be returning after its task ran). Watchers may outlive
+// it: they are detached (see watcher.hpp).
 class EVCXX_API Loop {
  public:
   // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one.
