@@ -6,8 +6,10 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config  # toolchain; pkg-config for the packaging tests
+  clang-format               # the format check (scripts/test.sh format)
   libev-dev                  # the library evcxx binds
-  libgtest-dev               # GoogleTest, for the test suite
+  libgtest-dev googletest    # GoogleTest, for the test suite (and its sources, for the clang tree)
+  clang-16 libc++-16-dev libc++abi-16-dev  # the clang tree: clang with libc++
   libbenchmark-dev           # Google Benchmark, for bench/
   libuv1-dev libboost-dev    # the libraries bench/ compares against
   gnuplot-nox python3        # draw the benchmark plot and table (scripts/bench.sh)

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The evcxx test suite: builds and runs every test three times, as a plain RelWithDebInfo build
+# The evcxx test suite: builds and runs every test four times, as a plain RelWithDebInfo g++ build
 # (with the benchmarks and the packaging tests), under AddressSanitizer + UndefinedBehaviorSanitizer
-# and under ThreadSanitizer. Any sanitizer report fails the test that caused it.
+# and under ThreadSanitizer, and with clang-16 and libc++ (the library built as C++20, GoogleTest
+# built from Debian's googletest sources with the same standard library). The library itself is
+# built with -Wconversion -Wshadow -Werror in every tree. Any sanitizer report fails the test that
+# caused it.
 #
-#   scripts/test.sh [plain|asan|tsan]...   (default: all three; build trees go to build/<name>)
+# It first checks that every C++ file matches .clang-format ("format").
+#
+#   scripts/test.sh [format|plain|asan|tsan|clang]...   (default: all; trees go to build/<name>)
 #
 # Ends with one line per tree and the total, "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -13,7 +18,7 @@ cd "$root"
 bash scripts/install-deps.sh
 
 trees=("$@")
-((${#trees[@]})) || trees=(plain asan tsan)
+((${#trees[@]})) || trees=(format plain asan tsan clang)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Sanitizer runtime options: stop at the first report and exit non-zero. Ours come last so they win
@@ -33,10 +38,31 @@ total_passed=0
 total_failed=0
 summary=()
 
+# Every C++ file git knows, against the repo's .clang-format: one test, failed by any difference.
+check_format() {
+  local bad
+  bad=$(git ls-files '*.cpp' '*.hpp' '*.h' | xargs -r clang-format --dry-run -Werror 2>&1 |
+    grep -oE '^[^:]+\.(cpp|hpp|h):' | sort -u | tr -d ':' || true)
+  if [[ -n $bad ]]; then
+    echo "=== format: these files differ from .clang-format (run clang-format -i on them):" >&2
+    echo "$bad" >&2
+    summary+=("format: 0 passed, 1 failed")
+    total_failed=$((total_failed + 1))
+  else
+    summary+=("format: 1 passed, 0 failed")
+    total_passed=$((total_passed + 1))
+  fi
+}
+
 run_tree() {
   local name=$1
+  if [[ $name == format ]]; then
+    check_format
+    return
+  fi
   local dir="build/$name"
-  local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON)
+  local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON
+    -DEVCXX_WERROR=ON)
   local runner=(env)
   case $name in
     plain) configure+=(-DEVCXX_BUILD_BENCHMARKS=ON -DEVCXX_SANITIZE=) ;;
@@ -48,8 +74,15 @@ run_tree() {
       configure+=(-DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_SANITIZE=thread)
       runner=(env "TSAN_OPTIONS=$tsan_options" "${no_aslr[@]}")
       ;;
+    clang)
+      # CMake links C++ targets with CMAKE_CXX_FLAGS, so -stdlib=libc++ there covers linking too.
+      configure+=(-DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16
+        -DCMAKE_CXX_STANDARD=20 -DCMAKE_CXX_FLAGS=-stdlib=libc++
+        -DEVCXX_GTEST_SOURCE_DIR=/usr/src/googletest
+        -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_SANITIZE=)
+      ;;
     *)
-      echo "scripts/test.sh: unknown tree '$name' (use plain, asan or tsan)" >&2
+      echo "scripts/test.sh: unknown tree '$name' (use format, plain, asan, tsan or clang)" >&2
       exit 2
       ;;
   esac

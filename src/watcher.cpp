@@ -8,8 +8,10 @@ namespace evcxx::detail {
 struct ev_loop* detached_loop() noexcept {
   // Select backend and no optional features: only memory, no file descriptors. Never run, never
   // destroyed, so sends to it only set flags nobody reads.
+  // (ev.h's flags and backends are two unnamed enums: C++20 deprecates mixing them unconverted.)
   static struct ev_loop* const loop = ev_loop_new(
-      EVBACKEND_SELECT | EVFLAG_NOENV | EVFLAG_NOINOTIFY | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD);
+      static_cast<unsigned>(EVBACKEND_SELECT) |
+      static_cast<unsigned>(EVFLAG_NOENV | EVFLAG_NOINOTIFY | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD));
   return loop;
 }
 

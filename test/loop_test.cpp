@@ -470,7 +470,8 @@ TEST(Loop, FlagsAndBackendSets) {
   EXPECT_TRUE((set & evcxx::Backends(evcxx::Backend::poll)).empty());
   EXPECT_TRUE(evcxx::Backends().empty());
 
-  evcxx::Loop poll_loop(evcxx::LoopFlags::from_raw(EVBACKEND_POLL | EVFLAG_NOENV));
+  evcxx::Loop poll_loop(evcxx::LoopFlags::from_raw(static_cast<unsigned>(EVBACKEND_POLL) |
+                                                   static_cast<unsigned>(EVFLAG_NOENV)));
   EXPECT_EQ(poll_loop.backend(), evcxx::Backend::poll);
 }
 
