@@ -264,6 +264,11 @@ class ClosedFd : public ::testing::TestWithParam<evcxx::Backend> {
       GTEST_SKIP() << "no loop with this backend can be created here (libev supports 0x" << std::hex
                    << evcxx::Loop::supported_backends().raw() << ")";
     }
+    try {
+      evcxx::Io probe(loop, evcxx::deferred, 0, IoEvent::readable, [](IoEvents) {});
+    } catch (const std::logic_error& e) {
+      GTEST_SKIP() << "evcxx refuses Io here (see IoOnIoUring): " << e.what();
+    }
   }
   static evcxx::LoopFlags wanted_or_select() {
     try {
@@ -616,6 +621,60 @@ INSTANTIATE_TEST_SUITE_P(Backends, ClosedFd,
                                            evcxx::Backend::epoll, evcxx::Backend::linuxaio,
                                            evcxx::Backend::iouring),
                          backend_param_name);
+
+TEST(IoOnIoUring, RefusedWithALogicErrorWhereLibevWouldAbort) {
+  std::unique_ptr<evcxx::Loop> loop;
+  try {
+    loop = std::make_unique<evcxx::Loop>(evcxx::LoopFlags(evcxx::Backend::iouring));
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no io_uring loop here: " << e.what();
+  }
+  const evcxx::Version v = evcxx::Loop::version();
+  if (v.major > 4 || (v.major == 4 && v.minor > 33)) GTEST_SKIP() << "a libev after 4.33";
+  Pipe p;
+  try {
+    evcxx::Io io(*loop, p.read.get(), IoEvent::readable, [](IoEvents) {});
+    ADD_FAILURE() << "Io was created on libev 4.33's io_uring backend";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("Backend::epoll"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(evcxx::Io(*loop, evcxx::deferred, p.read.get(), IoEvent::readable, {}),
+               std::logic_error);
+  EXPECT_FALSE(loop->run(evcxx::Run::nowait));  // the loop itself is fine
+}
+
+// Why (libev's own calls, in a child): see io_stress_test's IoUringInLibev.
+
+TEST(Io, CannotWatchItsOwnLoopsEpollDescriptor) {
+  // A number closed before the Loop existed is what epoll_create() hands out next: a stale
+  // descriptor number in a program then names the loop's own epoll instance.
+  Pipe p;
+  const int stale = p.read.get();
+  p.read.reset();
+  evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::epoll)};
+  char target[64] = {};
+  const std::string link = "/proc/self/fd/" + std::to_string(stale);
+  if (::readlink(link.c_str(), target, sizeof target - 1) < 0 ||
+      std::string(target) != "anon_inode:[eventpoll]") {
+    GTEST_SKIP() << "epoll_create() did not reuse descriptor " << stale;
+  }
+  Pipe q;
+  EXPECT_THROW(evcxx::Io(loop, stale, IoEvent::readable, {}), std::invalid_argument);
+  evcxx::Io io(loop, evcxx::deferred, q.read.get(), IoEvent::readable, {});
+  EXPECT_THROW(io.set(stale, IoEvent::readable), std::invalid_argument);
+  EXPECT_FALSE(io.active());
+  io.set(q.write.get(), IoEvent::writable);
+  int calls = 0;
+  io.set_callback([&](IoEvents) {
+    ++calls;
+    io.stop();
+  });
+  io.start();
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(calls, 1);
+}
 
 TEST(IoClosedFdCheck, NeverKeepsTheLoopAlive) {
   CheckInterval slow(3600s);  // if the check's timer kept the loop alive, run() would not return

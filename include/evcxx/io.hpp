@@ -137,8 +137,8 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   friend class detail::ClosedFdGuard;
 
   void start_native();
-  // libev's stop is all it takes; the guard never needs to hear of a stop.
-  void stop_native() noexcept { ev_io_stop(raw_loop_, &watcher_); }
+  // Tells the guard first: libev registers the descriptor again for the watchers left on it.
+  void stop_native() noexcept;
   // The descriptor is gone: stop, and report an error event as libev's select backend does.
   void fail_closed_fd() noexcept;
 
