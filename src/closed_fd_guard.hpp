@@ -52,7 +52,8 @@ class ClosedFdGuard final : public WatcherLink {
   // Called just before an active io is stopped: libev registers the descriptor again for the
   // watchers left on it, so it is checked too.
   void before_stop(const Io& io) noexcept {
-    if (mode_ == Mode::changed_and_timed) note(io.fd());
+    // Not while ~Loop detaches everything: the guard may be detached before this Io.
+    if (mode_ == Mode::changed_and_timed && attached()) note(io.fd());
   }
 
  private:

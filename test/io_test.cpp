@@ -745,6 +745,22 @@ TEST(IoClosedFdCheck, SurvivesTheLoopDyingFirst) {
   EXPECT_EQ(errors, 1);
 }
 
+TEST(IoClosedFdCheck, LoopDyingWithActiveWatchersLeavesNothingOnTheDetachedLoop) {
+  Pipe p;
+  auto loop = std::make_unique<evcxx::Loop>(evcxx::LoopFlags(evcxx::Backend::epoll));
+  // The first Io comes before its loop's guard in the loop's list, so ~Loop detaches it last.
+  auto first = std::make_unique<evcxx::Io>(*loop, p.read.get(), IoEvent::readable, [](IoEvents) {});
+  auto second =
+      std::make_unique<evcxx::Io>(*loop, p.write.get(), IoEvent::writable, [](IoEvents) {});
+  loop.reset();
+  EXPECT_FALSE(first->active());
+  first.reset();
+  second.reset();  // the last one deletes the guard
+  // Nothing of the guard may be left on the loop that detached watchers point at: running it
+  // would call into freed memory (AddressSanitizer reports it).
+  EXPECT_EQ(ev_run(evcxx::detail::detached_loop(), EVRUN_NOWAIT), 0);
+}
+
 TEST(IoClosedFdCheck, ManyWatchersOnTheEveryIterationPath) {
   // The poll backend checks every active descriptor in every iteration.
   evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::poll)};
