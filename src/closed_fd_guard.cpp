@@ -84,6 +84,17 @@ ClosedFdGuard* ClosedFdGuard::enrol(Loop& loop, Io& io) {
   return guard;
 }
 
+void ClosedFdGuard::check_now(Loop& loop) noexcept {
+  ClosedFdGuard* guard = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto found = registry().find(&loop);
+    if (found != registry().end()) guard = found->second;
+  }
+  // Only the loop thread creates or deletes its guard, so it stays valid here.
+  if (guard != nullptr && ev_is_active(&guard->prepare_)) guard->on_prepare();
+}
+
 void ClosedFdGuard::withdraw(Io& io) noexcept {
   if (io.guard_prev_ != nullptr) {
     io.guard_prev_->guard_next_ = io.guard_next_;

@@ -40,6 +40,11 @@ class ClosedFdGuard final : public WatcherLink {
   // Enrols io with its loop's guard, creating the guard if needed. Returns nullptr (and enrols
   // nothing) for the select backend, where libev already handles closed descriptors.
   static ClosedFdGuard* enrol(Loop& loop, Io& io);
+  // Runs the check that is due now, for code that makes libev register the loop's descriptors
+  // outside its own iteration: libev's ev_embed prepare watcher calls fd_reify() on the inner
+  // loop from the outer loop's prepare phase, before the inner loop's guard ever runs. (Embed
+  // should call this from an outer prepare watcher of priority EV_MAXPRI.) Loop thread.
+  EVCXX_API static void check_now(Loop& loop) noexcept;  // exported for Embed and the tests
   // Removes io; deletes the guard when it was the last Io.
   void withdraw(Io& io) noexcept;
   // Throws std::invalid_argument when fd is the loop's own epoll descriptor, which epoll_ctl()

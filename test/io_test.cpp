@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/closed_fd_guard.hpp"
 #include "support.hpp"
 #include "watcher_contract.hpp"
 
@@ -759,6 +760,26 @@ TEST(IoClosedFdCheck, LoopDyingWithActiveWatchersLeavesNothingOnTheDetachedLoop)
   // Nothing of the guard may be left on the loop that detached watchers point at: running it
   // would call into freed memory (AddressSanitizer reports it).
   EXPECT_EQ(ev_run(evcxx::detail::detached_loop(), EVRUN_NOWAIT), 0);
+}
+
+// libev's ev_embed registers an embedded loop's descriptors from the outer loop's prepare phase,
+// before the inner loop's own check runs; the hook Embed needs for that does the check at once.
+TEST(IoClosedFdCheck, CheckNowFailsWatchersOfAClosedSharedDescriptorBeforeAnyIteration) {
+  evcxx::Loop loop{evcxx::LoopFlags(evcxx::Backend::epoll)};
+  SocketPair s;
+  int reader_errors = 0;
+  evcxx::Io reader(loop, s.a.get(), IoEvent::readable,
+                   [&](IoEvents e) { reader_errors += e.error(); });
+  evcxx::Io writer(loop, s.a.get(), IoEvent::writable, [](IoEvents) {});
+  loop.run(evcxx::Run::nowait);  // registered with epoll
+  writer.stop();  // writable fired once: stop it, as a client does once its output is written
+  s.a.reset();
+  evcxx::detail::ClosedFdGuard::check_now(loop);
+  EXPECT_FALSE(reader.active());
+  EXPECT_TRUE(reader.pending());
+  loop.run(evcxx::Run::nowait);  // libev registers nothing for the closed descriptor
+  EXPECT_EQ(reader_errors, 1);
+  evcxx::detail::ClosedFdGuard::check_now(loop);  // nothing due: a no-op
 }
 
 TEST(IoClosedFdCheck, ManyWatchersOnTheEveryIterationPath) {
