@@ -197,6 +197,28 @@ bool fd_open(int fd) {
   return ::fcntl(fd, F_GETFD) != -1;
 }
 
+bool is_epoll_fd(int fd) {
+  char target[64] = {};
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  return ::readlink(link.c_str(), target, sizeof target - 1) > 0 &&
+         std::string(target) == "anon_inode:[eventpoll]";
+}
+
+// Runs f, which watches fd; evcxx refuses only the loop's own epoll descriptor (a closed number
+// that epoll_create() took, after Loop::fork()).
+std::size_t epoll_fd_refusals = 0;
+
+template <class F>
+void unless_epoll_fd(int fd, F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    ++epoll_fd_refusals;
+    log_action("  refused fd %d: epoll", fd);
+    CHILD_CHECK(is_epoll_fd(fd), "fd %d refused: %s", fd, e.what());
+  }
+}
+
 struct Descriptor {
   int fd;
   bool can_read;
@@ -215,9 +237,14 @@ struct Slot {
 
 class Stress {
  public:
-  Stress(Backend backend, unsigned seed, std::chrono::duration<double> budget)
+  // pipe_before_loop: a pipe opened before the loop, so that its numbers are below the loop's
+  // own: once closed, a Loop::fork() gives one of them to the new epoll instance.
+  Stress(Backend backend, unsigned seed, std::chrono::duration<double> budget,
+         const int (&pipe_before_loop)[2])
       : loop_(evcxx::LoopFlags(backend)), rng_(seed), budget_(budget) {
     if (loop_.backend() != backend) child_fails("the loop has another backend");
+    note_open(pipe_before_loop[0], true, false);
+    note_open(pipe_before_loop[1], false, true);
   }
 
   void run() {
@@ -230,6 +257,7 @@ class Stress {
   }
 
   std::size_t steps() const { return steps_; }
+  std::size_t forks() const { return forks_; }
 
  private:
   static constexpr std::size_t kMaxDescriptors = 12;
@@ -325,15 +353,18 @@ class Stress {
     log_action("create #%zu on %d events %d%s", i, fd, events.raw(), start ? " started" : "");
     Slot& s = slots_[i];
     auto callback = [this, i](IoEvents fired) { on_event(i, fired); };
-    if (start) {
-      s.io = std::make_unique<evcxx::Io>(loop_, fd, events, callback);
-    } else {
-      s.io = std::make_unique<evcxx::Io>(loop_, evcxx::deferred, fd, events, callback);
-      if (chance(2)) {
-        const int priority = static_cast<int>(pick(EV_MAXPRI - EV_MINPRI + 1)) + EV_MINPRI;
-        s.io->set_priority(priority);
+    unless_epoll_fd(fd, [&] {
+      if (start) {
+        s.io = std::make_unique<evcxx::Io>(loop_, fd, events, callback);
+      } else {
+        s.io = std::make_unique<evcxx::Io>(loop_, evcxx::deferred, fd, events, callback);
+        if (chance(2)) {
+          const int priority = static_cast<int>(pick(EV_MAXPRI - EV_MINPRI + 1)) + EV_MINPRI;
+          s.io->set_priority(priority);
+        }
       }
-    }
+    });
+    if (!s.io) return;
     s.errors = 0;
     became_active(s);
   }
@@ -353,8 +384,10 @@ class Stress {
 
   void start(std::size_t i) {
     log_action("start #%zu (fd %d)", i, slots_[i].fd);
-    slots_[i].io->start();
-    became_active(slots_[i]);
+    unless_epoll_fd(slots_[i].io->fd(), [&] {
+      slots_[i].io->start();
+      became_active(slots_[i]);
+    });
   }
 
   void set_elsewhere(std::size_t i) {
@@ -362,15 +395,19 @@ class Stress {
     if (fd < 0) return;
     const IoEvents events = random_events();
     log_action("set #%zu from fd %d to fd %d events %d", i, slots_[i].fd, fd, events.raw());
-    slots_[i].io->set(fd, events);
-    became_active(slots_[i]);
+    unless_epoll_fd(fd, [&] {
+      slots_[i].io->set(fd, events);
+      became_active(slots_[i]);
+    });
   }
 
   void set_events(std::size_t i) {
     const IoEvents events = random_events();
     log_action("set #%zu events %d (fd %d)", i, events.raw(), slots_[i].fd);
-    slots_[i].io->set(events);
-    became_active(slots_[i]);
+    unless_epoll_fd(slots_[i].io->fd(), [&] {
+      slots_[i].io->set(events);
+      became_active(slots_[i]);
+    });
   }
 
   void misuse(std::size_t i) {
@@ -523,6 +560,12 @@ class Stress {
       misuse(i);
     }
     if (action >= 12 && action < 14) feed();
+    if (action == 13 && chance(16)) {
+      // libev registers every descriptor again (epoll: in a new epoll instance).
+      log_action("loop.fork()");
+      loop_.fork();
+      ++forks_;
+    }
     if (action >= 14) run_loop();
     if (steps_ % 64 == 0) check_orphans(false);
   }
@@ -552,6 +595,7 @@ class Stress {
   std::vector<int> closed_;  // recently closed numbers (not reused yet)
   std::array<Slot, kSlots> slots_;
   std::size_t steps_ = 0;
+  std::size_t forks_ = 0;
 };
 
 unsigned stress_seed() {
@@ -595,9 +639,12 @@ TEST_P(IoStress, SharedDescriptorsClosedStoppedDestroyedAndMovedInAnyOrderNeverA
         ::sigaction(SIGABRT, &action, nullptr);
         ::signal(SIGPIPE, SIG_IGN);
         evcxx::Io::set_closed_fd_check_interval(20ms);
-        Stress stress(backend, seed, 2s);
+        int before[2];
+        if (::pipe2(before, O_NONBLOCK | O_CLOEXEC) != 0) child_fails("pipe2 failed");
+        Stress stress(backend, seed, 2s, before);
         stress.run();
-        std::fprintf(stderr, "%zu steps\n", stress.steps());
+        std::fprintf(stderr, "%zu steps, %zu Loop::fork(), %zu Io refused the loop's epoll fd\n",
+                     stress.steps(), stress.forks(), epoll_fd_refusals);
       },
       std::chrono::seconds(90));
   EXPECT_TRUE(outcome.clean()) << "backend " << backend_name(backend) << ", seed " << seed << ": "
