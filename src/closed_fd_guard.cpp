@@ -1,18 +1,22 @@
 #include "closed_fd_guard.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 
 namespace evcxx::detail {
 
 namespace {
 
-// Beyond this many starts between two iterations, checking every active Io is cheaper and keeps
+// Beyond this many changes between two iterations, checking every active Io is cheaper and keeps
 // memory bounded.
-constexpr std::size_t kMaxStartedFds = 1024;
+constexpr std::size_t kMaxChangedFds = 1024;
 // poll() refuses more descriptors than RLIMIT_NOFILE; this many is always fine in practice, and
 // EINVAL halves it.
 constexpr std::size_t kPollBatch = 1024;
@@ -28,6 +32,22 @@ std::unordered_map<const Loop*, ClosedFdGuard*>& registry() {
   return *guards;
 }
 
+// libev has no call that returns a loop's backend descriptor, but ev_embed_start() copies it into
+// the embed watcher's io: embed the loop into a private loop that never runs, read it, unembed.
+int backend_fd_of(struct ev_loop* loop) noexcept {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  static struct ev_loop* const scratch = ev_loop_new(
+      EVBACKEND_SELECT | EVFLAG_NOENV | EVFLAG_NOINOTIFY | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD);
+  if (scratch == nullptr || (ev_backend(loop) & ev_embeddable_backends()) == 0) return -1;
+  ev_embed embed;
+  ev_embed_init(&embed, nullptr, loop);
+  ev_embed_start(scratch, &embed);
+  const int fd = embed.io.fd;
+  ev_embed_stop(scratch, &embed);
+  return fd;
+}
+
 }  // namespace
 
 std::atomic<double> closed_fd_check_seconds{1.0};
@@ -35,7 +55,11 @@ std::atomic<double> closed_fd_check_seconds{1.0};
 ClosedFdGuard* ClosedFdGuard::enrol(Loop& loop, Io& io) {
   const unsigned backend = ev_backend(loop.native());
   if (backend == EVBACKEND_SELECT) return nullptr;
-  const Mode mode = backend == EVBACKEND_POLL ? Mode::every_iteration : Mode::started_and_timed;
+  // poll() aborts on any closed descriptor in its set; the one-shot backends register every
+  // descriptor that fired again in the next iteration.
+  const bool every_iteration =
+      backend == EVBACKEND_POLL || backend == EVBACKEND_IOURING || backend == EVBACKEND_LINUXAIO;
+  const Mode mode = every_iteration ? Mode::every_iteration : Mode::changed_and_timed;
 
   ClosedFdGuard* guard = nullptr;
   {
@@ -60,6 +84,17 @@ ClosedFdGuard* ClosedFdGuard::enrol(Loop& loop, Io& io) {
   return guard;
 }
 
+void ClosedFdGuard::check_now(Loop& loop) noexcept {
+  ClosedFdGuard* guard = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto found = registry().find(&loop);
+    if (found != registry().end()) guard = found->second;
+  }
+  // Only the loop thread creates or deletes its guard, so it stays valid here.
+  if (guard != nullptr && ev_is_active(&guard->prepare_)) guard->on_prepare();
+}
+
 void ClosedFdGuard::withdraw(Io& io) noexcept {
   if (io.guard_prev_ != nullptr) {
     io.guard_prev_->guard_next_ = io.guard_next_;
@@ -72,14 +107,46 @@ void ClosedFdGuard::withdraw(Io& io) noexcept {
   if (ios_ == nullptr) delete this;
 }
 
-void ClosedFdGuard::before_start(const Io& io) {
-  if (mode_ == Mode::started_and_timed) {
-    if (started_fds_.size() < kMaxStartedFds) {
-      started_fds_.push_back(io.fd());
+void ClosedFdGuard::before_start(const Io& io) noexcept {
+  if (mode_ == Mode::changed_and_timed) {
+    note(io.fd());
+    arm_timer();
+  } else {
+    arm_prepare();
+  }
+}
+
+int ClosedFdGuard::epoll_fd() noexcept {
+  if (epoll_fd_ != -2) return epoll_fd_;
+  const int fd = ev_backend(raw_loop_) == EVBACKEND_EPOLL ? backend_fd_of(raw_loop_) : -1;
+  // libev replaces the descriptor after the fork watchers ran, just before it polls: until that
+  // iteration's poll (which increments the count) the value is only good for now.
+  if (!forked_ || ev_iteration(raw_loop_) != fork_iteration_) {
+    forked_ = false;
+    epoll_fd_ = fd;
+  }
+  return fd;
+}
+
+void ClosedFdGuard::reject_epoll_fd(int fd) {
+  throw std::invalid_argument(
+      "evcxx: Io cannot watch descriptor " + std::to_string(fd) +
+      ", which is its own Loop's epoll descriptor (a stale number of a descriptor closed before "
+      "the Loop was created?); epoll cannot watch itself");
+}
+
+void ClosedFdGuard::note(int fd) noexcept {
+  // A watcher started and stopped again and again (a client's write watcher) is listed once.
+  if (!check_all_ && (changed_fds_.empty() || changed_fds_.back() != fd)) {
+    if (changed_fds_.size() < kMaxChangedFds) {
+      try {
+        changed_fds_.push_back(fd);
+      } catch (...) {
+        check_all_ = true;  // out of memory: check everything instead
+      }
     } else {
       check_all_ = true;
     }
-    arm_timer();
   }
   arm_prepare();
 }
@@ -98,6 +165,16 @@ ClosedFdGuard::ClosedFdGuard(Loop& loop, Mode mode) : WatcherLink(loop), mode_(m
   timer_.data = this;
   // Lowest priority too: while pending, it holds back only Idle watchers of the lowest priority.
   ev_set_priority(&timer_, EV_MINPRI);
+  ev_fork_init(&fork_, [](struct ev_loop*, ev_fork* w, int) noexcept {
+    static_cast<ClosedFdGuard*>(w->data)->on_fork();
+  });
+  fork_.data = this;
+  if (mode_ == Mode::changed_and_timed) {
+    // Runs whenever libev is about to register every descriptor again (ev_loop_fork, or epoll's
+    // own recovery from stale registrations), before the prepare watchers.
+    ev_fork_start(raw_loop_, &fork_);
+    ev_unref(raw_loop_);
+  }
 }
 
 ClosedFdGuard::~ClosedFdGuard() {
@@ -107,27 +184,37 @@ ClosedFdGuard::~ClosedFdGuard() {
 void ClosedFdGuard::stop_for_detach() noexcept {
   disarm_prepare();
   disarm_timer();
+  if (ev_is_active(&fork_)) {
+    ev_ref(raw_loop_);
+    ev_fork_stop(raw_loop_, &fork_);
+  }
   std::lock_guard<std::mutex> lock(registry_mutex());
   registry().erase(loop_);
 }
 
 void ClosedFdGuard::on_prepare() noexcept {
+  const bool all = mode_ == Mode::every_iteration || check_all_;
+  check_all_ = false;
+  if (mode_ == Mode::changed_and_timed) disarm_prepare();
+  pollfds_.clear();
   try {
-    pollfds_.clear();
-    if (mode_ == Mode::every_iteration || check_all_) {
-      check_all_ = false;
-      if (!collect_active()) {
-        disarm_prepare();
-        return;
-      }
-    } else {
-      for (int fd : started_fds_) pollfds_.push_back(pollfd{fd, 0, 0});
+    if (!all) {
+      for (int fd : changed_fds_) pollfds_.push_back(pollfd{fd, 0, 0});
+    } else if (!collect_active()) {
+      disarm_prepare();
     }
-    started_fds_.clear();
-    if (mode_ == Mode::started_and_timed) disarm_prepare();
+    changed_fds_.clear();
     fail_closed();
   } catch (...) {
-    // Out of memory: skip this check; the next one may succeed.
+    // Out of memory: libev must still never meet a closed descriptor, so ask one by one.
+    changed_fds_.clear();
+    fail_closed_one_by_one();
+  }
+}
+
+void ClosedFdGuard::fail_closed_one_by_one() noexcept {
+  for (Io* io = ios_; io != nullptr; io = io->guard_next_) {
+    if (io->active() && ::fcntl(io->fd(), F_GETFD) == -1 && errno == EBADF) io->fail_closed_fd();
   }
 }
 
@@ -149,6 +236,14 @@ void ClosedFdGuard::on_timer() noexcept {
   }
 }
 
+void ClosedFdGuard::on_fork() noexcept {
+  check_all_ = true;
+  arm_prepare();
+  epoll_fd_ = -2;  // libev creates a new one
+  forked_ = true;
+  fork_iteration_ = ev_iteration(raw_loop_);
+}
+
 bool ClosedFdGuard::collect_active() {
   for (Io* io = ios_; io != nullptr; io = io->guard_next_) {
     if (io->active()) pollfds_.push_back(pollfd{io->fd(), 0, 0});
@@ -167,7 +262,8 @@ void ClosedFdGuard::fail_closed() {
     } else if (errno == EINVAL && batch > 1) {
       batch /= 2;
     } else if (errno != EINTR) {
-      pollfds_.resize(i);  // keep what was checked; the rest waits for the next check
+      fail_closed_one_by_one();  // out of kernel memory: libev must still not meet one
+      return;
     }
   }
   closed_fds_.clear();

@@ -15,14 +15,23 @@ namespace evcxx::detail {
 // Io::closed_fd_check_interval() in seconds; zero or less turns the periodic check off.
 extern std::atomic<double> closed_fd_check_seconds;
 
-// Per Loop, turns a file descriptor closed under an active Io watcher into an error event for that
-// watcher, where libev (as Debian builds it, with assertions) would abort (poll backend; epoll when
-// it registers a closed descriptor) or hang silently (epoll never reports a closed descriptor).
+// Per Loop, keeps libev (as Debian builds it, with assertions) from ever registering a closed
+// file descriptor, and turns a descriptor closed under an active Io watcher into an error event for
+// that watcher instead. libev registers a descriptor again whenever the set of events wanted on it
+// changes: when an Io on it starts, stops (with other watchers left on it), is destroyed or set();
+// after a fork (every descriptor); and, on one-shot backends (io_uring, linuxaio), after every
+// event. On a closed descriptor that aborts (epoll_ctl's EBADF, io_uring's -EBADF, poll's
+// POLLNVAL) or hangs silently (epoll never reports a closed descriptor). The guard checks, right
+// before libev registers and polls:
+// - poll, io_uring, linuxaio: the descriptor of every active Io, in every iteration;
+// - epoll and the others: the descriptors of the Io watchers started, stopped or destroyed since
+//   the last iteration (and every active one after a fork), plus every active one now and then.
 // See io.hpp for what each backend costs.
 //
 // It exists while Io objects exist on its Loop (each one holds it; the last one deletes it), and
 // is itself attached to the Loop so that ~Loop stops its watchers in time. Its prepare and timer
-// watchers never keep the loop alive and run only while they have something to check.
+// watchers never keep the loop alive and run only while they have something to check; its fork
+// watcher costs nothing until libev registers everything again.
 //
 // Thread-safety: the registry of guards is process-wide behind a mutex; everything else is for the
 // loop thread.
@@ -31,15 +40,31 @@ class ClosedFdGuard final : public WatcherLink {
   // Enrols io with its loop's guard, creating the guard if needed. Returns nullptr (and enrols
   // nothing) for the select backend, where libev already handles closed descriptors.
   static ClosedFdGuard* enrol(Loop& loop, Io& io);
+  // Runs the check that is due now, for code that makes libev register the loop's descriptors
+  // outside its own iteration: libev's ev_embed prepare watcher calls fd_reify() on the inner
+  // loop from the outer loop's prepare phase, before the inner loop's guard ever runs. (Embed
+  // should call this from an outer prepare watcher of priority EV_MAXPRI.) Loop thread.
+  EVCXX_API static void check_now(Loop& loop) noexcept;  // exported for Embed and the tests
   // Removes io; deletes the guard when it was the last Io.
   void withdraw(Io& io) noexcept;
-  // Called just before io is started: arranges for its descriptor to be checked in time.
-  void before_start(const Io& io);
+  // Throws std::invalid_argument when fd is the loop's own epoll descriptor, which epoll_ctl()
+  // refuses to add to itself (libev aborts on that).
+  void check_fd(int fd) {
+    if (mode_ == Mode::changed_and_timed && attached() && fd == epoll_fd()) reject_epoll_fd(fd);
+  }
+  // Called just before io is started: its descriptor is checked before libev registers it.
+  void before_start(const Io& io) noexcept;
+  // Called just before an active io is stopped: libev registers the descriptor again for the
+  // watchers left on it, so it is checked too.
+  void before_stop(const Io& io) noexcept {
+    // Not while ~Loop detaches everything: the guard may be detached before this Io.
+    if (mode_ == Mode::changed_and_timed && attached()) note(io.fd());
+  }
 
  private:
   enum class Mode {
-    every_iteration,   // poll backend: libev asserts on any closed descriptor in its poll set
-    started_and_timed  // epoll and others: check new registrations, and now and then everything
+    every_iteration,   // poll, io_uring, linuxaio: every active descriptor before each poll
+    changed_and_timed  // epoll and others: changed descriptors, and now and then everything
   };
 
   ClosedFdGuard(Loop& loop, Mode mode);
@@ -47,12 +72,20 @@ class ClosedFdGuard final : public WatcherLink {
 
   void stop_for_detach() noexcept override;
 
+  // changed_and_timed: fd is to be checked before the next registration.
+  void note(int fd) noexcept;
+  // The loop's epoll descriptor (-1 for other backends), remembered until libev replaces it.
+  int epoll_fd() noexcept;
+  [[noreturn]] static void reject_epoll_fd(int fd);
   void on_prepare() noexcept;
   void on_timer() noexcept;
+  void on_fork() noexcept;
   // Adds the descriptor of every active Io to pollfds_; returns false when none is active.
   bool collect_active();
   // Polls pollfds_ and fails every active Io whose descriptor is closed.
   void fail_closed();
+  // The same without allocating, one system call per active Io: for when memory ran out.
+  void fail_closed_one_by_one() noexcept;
 
   void arm_prepare() noexcept;
   void disarm_prepare() noexcept;
@@ -63,10 +96,14 @@ class ClosedFdGuard final : public WatcherLink {
   Io* ios_ = nullptr;  // every Io enrolled, active or not
   ev_prepare prepare_;
   ev_timer timer_;
-  std::vector<int> started_fds_;  // started_and_timed: registrations libev has not seen yet
-  bool check_all_ = false;        // too many starts to list: check every active Io instead
-  std::vector<pollfd> pollfds_;   // scratch, kept for its capacity
-  std::vector<int> closed_fds_;   // scratch
+  ev_fork fork_;                  // changed_and_timed: libev registers everything again after it
+  std::vector<int> changed_fds_;  // changed_and_timed: registrations libev has not made yet
+  bool check_all_ = false;        // too many changes to list, or a fork: check every active Io
+  int epoll_fd_ = -2;             // -2: not known (yet, or since a fork replaced it)
+  unsigned fork_iteration_ = 0;   // ev_iteration() when libev last announced a fork
+  bool forked_ = false;
+  std::vector<pollfd> pollfds_;  // scratch, kept for its capacity
+  std::vector<int> closed_fds_;  // scratch
 };
 
 }  // namespace evcxx::detail

@@ -23,6 +23,24 @@ void check_fd_and_events(int fd, IoEvents events) {
   }
 }
 
+// libev (up to 4.33 at least) reuses io_uring submission entries without clearing them, and
+// current kernels reject a POLL_REMOVE whose stale poll32_events is set; the entries after it stay
+// unsubmitted and libev aborts ("io_uring_enter did not consume all sqes"). That happens as soon as
+// an armed descriptor's registration changes (a stop, set() or a second watcher), so Io refuses it.
+Loop& reject_io_uring(Loop& loop) {
+  const bool fixed_libev =
+      ev_version_major() > 4 || (ev_version_major() == 4 && ev_version_minor() > 33);
+  if (ev_backend(loop.native()) == EVBACKEND_IOURING && !fixed_libev) {
+    throw std::logic_error(
+        "evcxx: Io cannot be used on a Loop with the io_uring backend of libev " +
+        std::to_string(ev_version_major()) + "." + std::to_string(ev_version_minor()) +
+        ": libev aborts (\"io_uring_enter did not consume all sqes\") when it changes a "
+        "registration on current kernels; create the Loop with Backend::epoll (or let libev pick, "
+        "it never picks io_uring by itself)");
+  }
+  return loop;
+}
+
 }  // namespace
 
 Io::Io(Loop& loop, int fd, IoEvents events, Callback callback)
@@ -31,18 +49,28 @@ Io::Io(Loop& loop, int fd, IoEvents events, Callback callback)
 }
 
 Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback)
-    : Watcher(loop, std::move(callback)) {
+    : Watcher(reject_io_uring(loop), std::move(callback)) {
   check_fd_and_events(fd, events);
   ev_io_set(&watcher_, fd, events.raw());
   guard_ = detail::ClosedFdGuard::enrol(loop, *this);
+  if (guard_ != nullptr) {
+    try {
+      guard_->check_fd(fd);
+    } catch (...) {
+      guard_->withdraw(*this);
+      throw;
+    }
+  }
 }
 
 Io::~Io() {
+  stop();  // through the guard, which must hear of it
   if (guard_ != nullptr) guard_->withdraw(*this);
 }
 
 void Io::set(int fd, IoEvents events) {
   check_fd_and_events(fd, events);
+  if (guard_ != nullptr) guard_->check_fd(fd);
   restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
 }
 
@@ -66,8 +94,16 @@ std::chrono::duration<double> Io::closed_fd_check_interval() noexcept {
 
 void Io::start_native() {
   if (ev_is_active(&watcher_)) return;
-  if (guard_ != nullptr) guard_->before_start(*this);
+  if (guard_ != nullptr) {
+    guard_->check_fd(watcher_.fd);  // again: the loop's own descriptor changes with a fork
+    guard_->before_start(*this);
+  }
   ev_io_start(raw_loop_, &watcher_);
+}
+
+void Io::stop_native() noexcept {
+  if (guard_ != nullptr && ev_is_active(&watcher_)) guard_->before_stop(*this);
+  ev_io_stop(raw_loop_, &watcher_);
 }
 
 void Io::fail_closed_fd() noexcept {

@@ -77,27 +77,44 @@ class ClosedFdGuard;
 // descriptor (if it is still open) and destroying or re-set()ting the watcher.
 //
 // A descriptor closed (or never opened) under an active Io watcher reaches its callback as such an
-// error event, on every backend, instead of libev's assertion failure or a silent hang:
+// error event, on every backend, instead of libev's assertion failure or a silent hang, whatever
+// other Io watchers share the descriptor and in whatever order it is closed and they are stopped,
+// destroyed or set() elsewhere. libev registers a descriptor again whenever the events wanted on
+// it change (a watcher on it starts, stops, is destroyed or set()) and after a fork; evcxx checks
+// the descriptor before each such registration:
 // - select: libev notices it in the next iteration.
 // - poll: evcxx checks the active watchers' descriptors once per iteration before libev polls
 //   them (one extra poll() call over those descriptors per iteration while Io watchers are
 //   active); the error arrives in the next iteration.
-// - epoll and the others: descriptors of watchers started or set() since the last iteration are
-//   checked before libev registers them (one poll() call in each iteration that started one);
-//   the error arrives in the next iteration. A descriptor closed while its watcher stays active
-//   is found by a periodic check (closed_fd_check_interval(), 1 s by default: one poll() call
-//   over the active watchers' descriptors, on a timer that does not keep the loop alive and runs
-//   only while Io watchers are active), so the error arrives within that interval.
-// All of this is a safety net for a bug in the caller: stop (or destroy) the watcher before
-// closing its descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
-// the check runs, the watcher silently watches the new file and no error can be reported.
-// Checks are skipped when a Loop::set_invoke_pending_hook() defers callbacks past the iteration.
+// - epoll and the others: descriptors of watchers started, stopped, destroyed or set() since the
+//   last iteration are checked before libev registers them again (one poll() call in each
+//   iteration that changed one), and every active descriptor after Loop::fork() (or when libev
+//   itself rebuilds its epoll set); the error arrives in the next iteration. A descriptor closed
+//   while its watchers stay as they are is found by a periodic check (closed_fd_check_interval(),
+//   1 s by default: one poll() call over the active watchers' descriptors, on a timer that does
+//   not keep the loop alive and runs only while Io watchers are active), so the error arrives
+//   within that interval.
+// All of this is a safety net for a bug in the caller: stop (or destroy) the watchers before
+// closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
+// the check runs, the watchers silently watch the new file and no error can be reported. What the
+// checks cannot cover (libev may still abort): a descriptor closed by another thread while the
+// loop runs, or inside a Prepare callback of priority EV_MINPRI (the checks run at that priority
+// too, possibly before it); raw ev_io watchers (from C code on Loop::native()) on a descriptor
+// closed under them; checks skipped because a Loop::set_invoke_pending_hook() defers callbacks
+// past the iteration.
+//
+// Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
+// (std::invalid_argument; a stale number closed before the Loop was created can name it), and
+// any Io on a Loop with libev 4.33's io_uring backend (std::logic_error: libev aborts with
+// "io_uring_enter did not consume all sqes" on current kernels as soon as a registration changes;
+// use Backend::epoll). docs/libev-asserts.md lists every libev assertion and what prevents it.
 //
 // Thread-safety: loop thread, except the static members, which are for ANY thread.
 class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
  public:
-  // Active on construction. Throws std::invalid_argument for a negative fd or an events set that
-  // is empty or holds anything but readable and writable. Loop thread.
+  // Active on construction. Throws std::invalid_argument for a negative fd, the loop's own epoll
+  // descriptor, or an events set that is empty or holds anything but readable and writable, and
+  // std::logic_error on a Loop with libev 4.33's io_uring backend (see above). Loop thread.
   Io(Loop& loop, int fd, IoEvents events, Callback callback);
   // Created stopped; start() it later. Same checks. Loop thread.
   Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback);
@@ -137,8 +154,8 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   friend class detail::ClosedFdGuard;
 
   void start_native();
-  // libev's stop is all it takes; the guard never needs to hear of a stop.
-  void stop_native() noexcept { ev_io_stop(raw_loop_, &watcher_); }
+  // Tells the guard first: libev registers the descriptor again for the watchers left on it.
+  void stop_native() noexcept;
   // The descriptor is gone: stop, and report an error event as libev's select backend does.
   void fail_closed_fd() noexcept;
 
