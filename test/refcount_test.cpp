@@ -96,8 +96,8 @@ TEST(OneReference, Io) {
 }
 
 TEST(OneReference, IoOnEveryBackendWithItsClosedDescriptorChecksHoldingNone) {
-  for (evcxx::Backend backend : {evcxx::Backend::epoll, evcxx::Backend::poll,
-                                 evcxx::Backend::select}) {
+  for (evcxx::Backend backend :
+       {evcxx::Backend::epoll, evcxx::Backend::poll, evcxx::Backend::select}) {
     if (!Loop::supported_backends().contains(backend)) continue;
     SCOPED_TRACE(static_cast<unsigned>(backend));
     Loop loop{evcxx::LoopFlags(backend)};
