@@ -99,6 +99,7 @@ void LoopThread::finish_when_done(State& state) noexcept {
     ev_timer_init(
         &deadline.timer,
         [](struct ev_loop* l, ev_timer* w, int) noexcept {
+          ev_ref(l);  // libev stopped the one-shot timer, taking back the reference we gave up
           static_cast<Deadline*>(w->data)->passed = true;
           ev_break(l, EVBREAK_ALL);
         },
@@ -175,7 +176,7 @@ void LoopThread::stop_when_done(std::chrono::steady_clock::time_point deadline) 
           : std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
                 .count();
   std::int64_t expected = State::not_requested;
-  state_->done_deadline.compare_exchange_strong(expected, std::min(ns, State::no_deadline),
+  state_->done_deadline.compare_exchange_strong(expected, std::max(ns, State::not_requested + 1),
                                                 std::memory_order_acq_rel);
   state_->stop_requested.store(true, std::memory_order_release);
   loop_->close_posts();

@@ -391,6 +391,7 @@ TEST(LoopThreadShutdown, StopWhenDoneLetsACLibraryFinishItsInFlightReplies) {
   // The thread has ended but the Loop lives with the LoopThread: freeing the context stops its
   // (already stopped) raw watchers on an ev_loop that still exists.
   cc_free(client);
+  EXPECT_FALSE(thread.loop().run(evcxx::Run::nowait));  // no reference left behind
 }
 
 TEST(LoopThreadShutdown, JoinWhenDoneTellsTheLoopFinishedInTime) {
@@ -444,6 +445,9 @@ TEST(LoopThreadShutdown, StopWhenDoneEndsAtTheDeadlineWithAWatcherThatNeverStops
   EXPECT_FALSE(log.disconnected);
   EXPECT_TRUE(ev_is_active(&client->read_w));
   cc_free(client);
+  // The thread and its deadline gave back every reference they took: with the C watchers
+  // stopped, nothing is left holding the (still existing, no longer running) loop.
+  EXPECT_FALSE(thread.loop().run(evcxx::Run::nowait));
 }
 
 TEST(LoopThreadShutdown, StopWhenDoneReturnsAtOnceAndStopCutsItShort) {
@@ -536,6 +540,16 @@ TEST(LoopThreadShutdown, BadDeadlinesAndJoinWhenDoneOnTheLoopThreadAreRejected) 
   thread.submit([&] { thread.stop_when_done(kGenerous); }).get();  // fine on the loop thread
   EXPECT_TRUE(evcxx_test::completes_within(kGenerous, [&] { thread.join(); }));
   EXPECT_TRUE(thread.ended_when_done());
+}
+
+TEST(LoopThreadShutdown, ADeadlineAlreadyPassedStillLetsAnIdleLoopEndAsDone) {
+  evcxx::LoopThread past;
+  past.stop_when_done(std::chrono::steady_clock::time_point::min());
+  EXPECT_TRUE(past.stopped());
+  past.join();
+  EXPECT_TRUE(past.ended_when_done());  // nothing was active: done, even at the deadline
+  evcxx::LoopThread zero;
+  EXPECT_TRUE(zero.join_when_done(0s));
 }
 
 TEST(LoopThreadShutdown, PostsRacingStopWhenDoneEitherRunOrAreRefused) {

@@ -29,9 +29,12 @@ namespace evcxx {
 //  - stop_when_done(deadline): once the accepted tasks have run, the loop goes on until it is
 //    done on its own, as Loop::run(Run::until_done) is: no active watcher holds a reference any
 //    more (every watcher stopped, or unref()'d), which is what a C library running its own raw
-//    libev watchers on the loop reaches after its disconnect callback. Then the thread ends, and
-//    ended_when_done() is true. If the deadline passes first (or stop() is called meanwhile),
-//    it ends as stop() does, with those watchers still active.
+//    libev watchers on the loop reaches after its disconnect callback. Every active watcher
+//    holds exactly one reference (a Cleanup none, as in libev); evcxx's own machinery (the
+//    post() wake-up, Io's closed-descriptor checks, a WaitableEvent without on_set) holds
+//    none, and neither does the deadline. Then the thread ends, and ended_when_done() is true.
+//    If the deadline passes first (or stop() is called meanwhile), it ends as stop() does, with
+//    those watchers still active.
 // Which to pick: stop() to end now and abandon whatever the watchers were doing (a server's
 // listeners and idle connections); stop_when_done() when libraries or connections on the loop
 // have work in flight that must finish, such as replies to requests already sent: post their
