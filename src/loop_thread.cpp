@@ -80,7 +80,7 @@ void LoopThread::run(std::shared_ptr<State> state) noexcept {
 }
 
 void LoopThread::finish_when_done(State& state) noexcept {
-  // Every accepted task has ran and no more can come: only the watchers' references keep the
+  // Every accepted task has run and no more can come: only the watchers' references keep the
   // loop going now, until they are all gone, the deadline passes or stop() wakes it.
   Loop& loop = state.loop;
   struct ev_loop* const raw = loop.native();
