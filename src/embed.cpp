@@ -22,6 +22,10 @@ class Embed::InnerLink final : public detail::WatcherLink {
 
 namespace {
 
+// ev_embed_start() starts an io, a prepare and (with fork support) a fork watcher of its own in
+// the outer loop, each holding a reference besides the embed watcher's.
+constexpr int internal_references = 2 + (EV_FORK_ENABLE ? 1 : 0);
+
 std::string backend_name(unsigned backend) {
   switch (backend) {
     case EVBACKEND_SELECT:
@@ -97,13 +101,20 @@ void Embed::start_native() {
     throw std::logic_error(
         "evcxx: Embed::start() after its inner Loop was destroyed; set() a live inner loop");
   }
+  if (ev_is_active(&watcher_)) return;
   ev_embed_start(raw_loop_, &watcher_);
+  // An active Embed holds its loop like any other watcher, once; libev's own fork handler stops
+  // and restarts it as a whole, which leaves this balance as it is.
+  for (int i = 0; i < internal_references; ++i) ev_unref(raw_loop_);
   forward_inner_exceptions(true);
 }
 
 void Embed::stop_native() noexcept {
   forward_inner_exceptions(false);
-  ev_embed_stop(raw_loop_, &watcher_);
+  if (ev_is_active(&watcher_)) {
+    for (int i = 0; i < internal_references; ++i) ev_ref(raw_loop_);
+  }
+  ev_embed_stop(raw_loop_, &watcher_);  // also drops a pending event of an inactive watcher
 }
 
 void Embed::forward_inner_exceptions(bool on) noexcept {

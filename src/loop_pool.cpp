@@ -28,7 +28,7 @@ LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorH
 }
 
 LoopPool::~LoopPool() {
-  stop();
+  for (auto& thread : threads_) thread->stop_unless_finishing();
   threads_.clear();  // each destructor joins a thread that is already finishing
 }
 
@@ -64,8 +64,30 @@ void LoopPool::stop() noexcept {
   for (auto& thread : threads_) thread->stop();
 }
 
+void LoopPool::stop_when_done(std::chrono::duration<double> deadline) {
+  stop_when_done(LoopThread::deadline_from_now(deadline));
+}
+
+void LoopPool::stop_when_done(std::chrono::steady_clock::time_point deadline) noexcept {
+  for (auto& thread : threads_) thread->stop_when_done(deadline);
+}
+
+bool LoopPool::join_when_done(std::chrono::duration<double> deadline) {
+  for (auto& thread : threads_) thread->require_not_loop_thread("LoopPool::join_when_done()");
+  stop_when_done(deadline);
+  join();
+  return ended_when_done();
+}
+
 void LoopPool::join() {
   for (auto& thread : threads_) thread->join();
+}
+
+bool LoopPool::ended_when_done() const noexcept {
+  for (const auto& thread : threads_) {
+    if (!thread->ended_when_done()) return false;
+  }
+  return true;
 }
 
 }  // namespace evcxx

@@ -325,3 +325,22 @@ TEST(Embed, DestroyingTheOuterLoopFirstDetachesTheEmbed) {
   inner->run();
   EXPECT_TRUE(read);
 }
+
+TEST(Embed, ActiveEmbedHoldsTheOuterLoopOnceEvenAcrossLibevsForkHandling) {
+  REQUIRE_EMBEDDABLE(inner);
+  Loop outer;
+  Embed embed(outer, *inner);
+  EXPECT_TRUE(outer.run(evcxx::Run::nowait));  // it holds the loop...
+  outer.unref();
+  EXPECT_FALSE(outer.run(evcxx::Run::nowait));  // ...once: one unref() lets run() return
+  evcxx_test::Watchdog watchdog(outer, 10s);
+  outer.run();
+  outer.fork();  // libev's fork watcher behind the Embed stops and restarts it
+  outer.run();
+  watchdog.disarm();
+  EXPECT_FALSE(watchdog.fired()) << "run() stayed blocked with the Embed unref'd";
+  EXPECT_TRUE(embed.active());
+  outer.ref();
+  embed.stop();
+  EXPECT_FALSE(outer.run(evcxx::Run::nowait));  // stopping gave back exactly that reference
+}

@@ -3,10 +3,15 @@
 #include <pthread.h>
 
 #include <evcxx/loop_pool.hpp>
+#include <evcxx/timer.hpp>
+#include "c_client.hpp"
+#include "support.hpp"
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <future>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -120,6 +125,114 @@ TEST(LoopPool, DestructionRunsQueuedTasks) {
     for (int i = 0; i < 3000; ++i) pool.next().post([&ran] { ran.fetch_add(1); });
   }
   EXPECT_EQ(ran.load(), 3000);
+}
+
+using namespace std::chrono_literals;
+constexpr auto kGenerous = 60s;  // the machine is loaded: bounds, not timings
+
+// One C-style client per loop (see c_client.hpp), each with its own peer thread.
+struct Connection {
+  evcxx_test::SocketPair pair;
+  evcxx_test::PeerGate go;
+  std::unique_ptr<evcxx_test::CPeer> peer;
+  evcxx_test::cc_context* client = nullptr;
+  int replies = 0;  // the client's callbacks (loop thread); read after join()
+  int disconnect_status = 1;
+  bool disconnected = false;
+
+  Connection(evcxx::LoopThread& thread, evcxx_test::CPeer::Mode mode) {
+    peer = std::make_unique<evcxx_test::CPeer>(pair.b.get(), go, mode);
+    client = thread
+                 .submit([&] {
+                   return evcxx_test::cc_connect(
+                       thread.loop().native(), pair.a.get(), 60.0,
+                       [](evcxx_test::cc_context*, const char*, void* self) {
+                         ++static_cast<Connection*>(self)->replies;
+                       },
+                       [](evcxx_test::cc_context*, int status, void* self) {
+                         static_cast<Connection*>(self)->disconnect_status = status;
+                         static_cast<Connection*>(self)->disconnected = true;
+                       },
+                       this);
+                 })
+                 .get();
+    evcxx_test::cc_context* c = client;
+    thread.post([c] { evcxx_test::cc_command(c, "GET x"); });
+    thread.post([c] { evcxx_test::cc_disconnect(c); });
+  }
+  ~Connection() {
+    if (client != nullptr) evcxx_test::cc_free(client);  // after join: the loops still exist
+  }
+};
+
+TEST(LoopPoolShutdown, StopWhenDoneLetsEveryLoopFinishItsCLibrarysReplies) {
+  constexpr std::size_t kLoops = 3;
+  std::vector<std::unique_ptr<Connection>> connections;
+  evcxx::LoopPool pool(kLoops, "graceful");
+  for (std::size_t i = 0; i < kLoops; ++i) {
+    connections.push_back(
+        std::make_unique<Connection>(pool[i], evcxx_test::CPeer::Mode::answering));
+  }
+  pool.stop_when_done(kGenerous);
+  for (auto& c : connections) c->go.open();  // the replies are in flight only now
+  pool.join();
+  EXPECT_TRUE(pool.ended_when_done());
+  for (auto& c : connections) {
+    EXPECT_TRUE(c->disconnected);
+    EXPECT_EQ(c->disconnect_status, evcxx_test::CC_OK);
+    EXPECT_EQ(c->replies, 2);
+  }
+  connections.clear();  // frees the contexts while the pool's loops exist
+}
+
+TEST(LoopPoolShutdown, OneDeadlineForAllEndsTheLoopsThatAreNotDone) {
+  evcxx::LoopPool pool(3, "deadline");
+  Connection stuck0(pool[0], evcxx_test::CPeer::Mode::silent);
+  Connection stuck1(pool[1], evcxx_test::CPeer::Mode::silent);
+  Connection done(pool[2], evcxx_test::CPeer::Mode::answering);
+  done.go.open();
+  constexpr auto kDeadline = 200ms;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(pool.join_when_done(kDeadline));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, kDeadline - 10ms);
+  EXPECT_LT(took, kDeadline + kGenerous);
+  EXPECT_FALSE(pool[0].ended_when_done());
+  EXPECT_FALSE(pool[1].ended_when_done());
+  EXPECT_TRUE(pool[2].ended_when_done());
+  EXPECT_TRUE(done.disconnected);
+  EXPECT_FALSE(stuck0.disconnected);
+  EXPECT_FALSE(stuck1.disconnected);
+}
+
+TEST(LoopPoolShutdown, DestructionWaitsForAStopWhenDoneInProgress) {
+  std::atomic<int> fired{0};
+  std::vector<std::unique_ptr<evcxx::Timer>> timers(2);
+  {
+    evcxx::LoopPool pool(2, "dtor");
+    for (std::size_t i = 0; i < 2; ++i) {
+      pool[i]
+          .submit([&, i] {
+            timers[i] =
+                std::make_unique<evcxx::Timer>(pool[i].loop(), 20ms, [&] { fired.fetch_add(1); });
+          })
+          .get();
+    }
+    pool.stop_when_done(kGenerous);
+  }  // ~LoopPool lets both timers fire
+  EXPECT_EQ(fired.load(), 2);
+}
+
+TEST(LoopPoolShutdown, JoinWhenDoneOnAPoolThreadIsALogicErrorAndRequestsNothing) {
+  evcxx::LoopPool pool(2, "misuse");
+  auto inside = pool[1].submit([&] { return pool.join_when_done(1s); });
+  inside.wait();
+  pool[1].submit([] {}).get();  // its task and promise are gone (see settled() in loop_thread_test)
+  EXPECT_THROW(inside.get(), std::logic_error);
+  EXPECT_FALSE(pool[0].stopped());
+  EXPECT_FALSE(pool[1].stopped());
+  EXPECT_THROW(pool.stop_when_done(-1s), std::invalid_argument);
+  EXPECT_TRUE(pool.join_when_done(kGenerous));
 }
 
 }  // namespace

@@ -6,11 +6,15 @@
 
 #include <evcxx/async.hpp>
 #include <evcxx/loop_thread.hpp>
+#include <evcxx/timer.hpp>
 #include <evcxx/waitable_event.hpp>
+#include "c_client.hpp"
+#include "support.hpp"
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -324,6 +328,289 @@ TEST(LoopThread, WatchersOutlivingTheThreadAreDetachedSafely) {
   EXPECT_FALSE(async->active());
   async->send();  // still safe
   EXPECT_THROW(async->start(), std::logic_error);
+}
+
+}  // namespace
+
+namespace {
+
+using evcxx_test::cc_command;
+using evcxx_test::cc_connect;
+using evcxx_test::cc_context;
+using evcxx_test::cc_disconnect;
+using evcxx_test::cc_free;
+using evcxx_test::CPeer;
+using evcxx_test::PeerGate;
+
+// What the C client reported, written by its callbacks on the loop thread only: plain fields,
+// read by the test thread after join() (ThreadSanitizer checks that join() publishes them).
+struct ClientLog {
+  std::vector<std::string> replies;
+  int disconnect_status = 1;  // CC_OK (0) or an error once on_disconnect ran
+  bool disconnected = false;
+};
+
+void log_reply(cc_context*, const char* reply, void* data) {
+  static_cast<ClientLog*>(data)->replies.emplace_back(reply);
+}
+
+void log_disconnect(cc_context*, int status, void* data) {
+  auto* log = static_cast<ClientLog*>(data);
+  log->disconnect_status = status;
+  log->disconnected = true;
+}
+
+// A C client on the loop thread, as a library like hiredis runs it: created by a task, its raw
+// watchers started on the loop's ev_loop.
+cc_context* connect_on(evcxx::LoopThread& thread, int fd, ClientLog& log, double timeout = 60.0) {
+  return thread
+      .submit([&thread, fd, &log, timeout] {
+        return cc_connect(thread.loop().native(), fd, timeout, log_reply, log_disconnect, &log);
+      })
+      .get();
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneLetsACLibraryFinishItsInFlightReplies) {
+  evcxx_test::SocketPair pair;
+  PeerGate go;
+  CPeer peer(pair.b.get(), go);
+  ClientLog log;
+  evcxx::LoopThread thread("c-client");
+  cc_context* client = connect_on(thread, pair.a.get(), log);
+  ASSERT_NE(client, nullptr);
+  thread.post([client] { cc_command(client, "GET a"); });
+  thread.post([client] { cc_command(client, "GET b"); });
+  thread.post([client] { cc_disconnect(client); });
+  thread.stop_when_done(kGenerous);
+  go.open();  // the replies are in flight only now, after the door closed
+  thread.join();
+  EXPECT_TRUE(thread.ended_when_done());
+  EXPECT_TRUE(log.disconnected);
+  EXPECT_EQ(log.disconnect_status, evcxx_test::CC_OK);
+  EXPECT_EQ(log.replies, (std::vector<std::string>{"re:GET a", "re:GET b", "re:QUIT"}));
+  // The thread has ended but the Loop lives with the LoopThread: freeing the context stops its
+  // (already stopped) raw watchers on an ev_loop that still exists.
+  cc_free(client);
+  EXPECT_FALSE(thread.loop().run(evcxx::Run::nowait));  // no reference left behind
+}
+
+TEST(LoopThreadShutdown, JoinWhenDoneTellsTheLoopFinishedInTime) {
+  evcxx_test::SocketPair pair;
+  PeerGate go;
+  go.open();
+  CPeer peer(pair.b.get(), go);
+  ClientLog log;
+  evcxx::LoopThread thread("c-client");
+  cc_context* client = connect_on(thread, pair.a.get(), log);
+  thread.post([client] { cc_disconnect(client); });
+  EXPECT_TRUE(thread.join_when_done(kGenerous));
+  EXPECT_TRUE(log.disconnected);
+  EXPECT_EQ(log.replies, std::vector<std::string>{"re:QUIT"});
+  cc_free(client);
+}
+
+TEST(LoopThreadShutdown, StopAbandonsTheCLibrarysActiveWatchers) {
+  evcxx_test::SocketPair pair;
+  PeerGate go;
+  CPeer peer(pair.b.get(), go);
+  ClientLog log;
+  evcxx::LoopThread thread("c-client");
+  cc_context* client = connect_on(thread, pair.a.get(), log);
+  thread.post([client] { cc_disconnect(client); });
+  thread.stop();
+  thread.join();
+  go.open();  // the reply comes only after the thread has ended: nobody reads it
+  peer.join();
+  EXPECT_FALSE(thread.ended_when_done());
+  EXPECT_FALSE(log.disconnected);
+  EXPECT_TRUE(log.replies.empty());
+  EXPECT_TRUE(ev_is_active(&client->read_w));  // still started on the (still existing) loop
+  cc_free(client);                             // safe from this thread: the loop is not running
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneEndsAtTheDeadlineWithAWatcherThatNeverStops) {
+  evcxx_test::SocketPair pair;
+  PeerGate go;
+  CPeer peer(pair.b.get(), go, CPeer::Mode::silent);
+  ClientLog log;
+  evcxx::LoopThread thread("c-client");
+  cc_context* client = connect_on(thread, pair.a.get(), log);
+  thread.post([client] { cc_disconnect(client); });  // never answered
+  constexpr auto kDeadline = 200ms;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(thread.join_when_done(kDeadline));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, kDeadline - 10ms);  // the loop was not done: it ran up to the deadline
+  EXPECT_LT(took, kDeadline + kGenerous);
+  EXPECT_FALSE(log.disconnected);
+  EXPECT_TRUE(ev_is_active(&client->read_w));
+  cc_free(client);
+  // The thread and its deadline gave back every reference they took: with the C watchers
+  // stopped, nothing is left holding the (still existing, no longer running) loop.
+  EXPECT_FALSE(thread.loop().run(evcxx::Run::nowait));
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneReturnsAtOnceAndStopCutsItShort) {
+  evcxx_test::SocketPair pair;
+  PeerGate go;
+  CPeer peer(pair.b.get(), go, CPeer::Mode::silent);
+  ClientLog log;
+  evcxx::LoopThread thread("c-client");
+  cc_context* client = connect_on(thread, pair.a.get(), log);
+  thread.post([client] { cc_disconnect(client); });
+  thread.stop_when_done(std::chrono::duration<double>::max());  // no deadline at all
+  thread.stop_when_done(0s);                                    // only the first call counts
+  EXPECT_TRUE(thread.stopped());
+  EXPECT_FALSE(thread.try_post([] {}));
+  EXPECT_THROW(thread.submit([] {}).get(), evcxx::LoopStopped);
+  // The thread is still running for the client (the peer saw the request that keeps it so).
+  const auto until = std::chrono::steady_clock::now() + kGenerous;
+  while (peer.requests() < 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(peer.requests(), 1);
+  thread.stop();
+  EXPECT_TRUE(evcxx_test::completes_within(kGenerous, [&] { thread.join(); }));
+  EXPECT_FALSE(thread.ended_when_done());
+  EXPECT_FALSE(log.disconnected);
+  cc_free(client);
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneWithNothingActiveEndsOnceTheTasksRan) {
+  evcxx::LoopThread thread;
+  int ran = 0;  // written by the tasks, read after join: join() publishes it
+  for (int i = 0; i < 100; ++i) thread.post([&ran] { ++ran; });
+  EXPECT_TRUE(thread.join_when_done(kGenerous));
+  EXPECT_EQ(ran, 100);
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneWaitsForEvcxxWatchersAndUnrefCountsAsDone) {
+  evcxx::LoopThread thread;
+  std::unique_ptr<evcxx::Timer> timer;
+  std::unique_ptr<evcxx::Async> unreffed;
+  int fired = 0;
+  thread
+      .submit([&] {
+        timer = std::make_unique<evcxx::Timer>(thread.loop(), 20ms, [&] { ++fired; });
+        unreffed = std::make_unique<evcxx::Async>(thread.loop(), [] {});
+        thread.loop().unref();  // the Async does not keep the loop going
+      })
+      .get();
+  EXPECT_TRUE(thread.join_when_done(kGenerous));
+  EXPECT_EQ(fired, 1);  // the one-shot timer fired, then nothing held the loop
+  EXPECT_TRUE(unreffed->active());
+  thread.loop().ref();  // balance it before the Async is destroyed
+  unreffed.reset();
+  timer.reset();
+}
+
+TEST(LoopThreadShutdown, StopWhenDoneAfterStopChangesNothing) {
+  evcxx::LoopThread thread;
+  auto timer =
+      thread.submit([&] { return std::make_unique<evcxx::Timer>(thread.loop(), 1h, [] {}); }).get();
+  thread.stop();
+  thread.stop_when_done(kGenerous);
+  EXPECT_TRUE(evcxx_test::completes_within(kGenerous, [&] { thread.join(); }));
+  EXPECT_FALSE(thread.ended_when_done());
+}
+
+TEST(LoopThreadShutdown, DestructionWaitsForAStopWhenDoneInProgress) {
+  int fired = 0;
+  std::unique_ptr<evcxx::Timer> timer;
+  {
+    evcxx::LoopThread thread;
+    thread
+        .submit(
+            [&] { timer = std::make_unique<evcxx::Timer>(thread.loop(), 20ms, [&] { ++fired; }); })
+        .get();
+    thread.stop_when_done(kGenerous);
+  }  // ~LoopThread lets the timer fire rather than cutting the loop short
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(LoopThreadShutdown, BadDeadlinesAndJoinWhenDoneOnTheLoopThreadAreRejected) {
+  evcxx::LoopThread thread;
+  EXPECT_THROW(thread.stop_when_done(-1s), std::invalid_argument);
+  EXPECT_THROW(thread.stop_when_done(std::chrono::duration<double>(std::nan(""))),
+               std::invalid_argument);
+  EXPECT_FALSE(thread.stopped());  // nothing was requested
+  auto inside = thread.submit([&] { return thread.join_when_done(1s); });
+  EXPECT_THROW(settled(thread, inside).get(), std::logic_error);
+  EXPECT_FALSE(thread.stopped());
+  thread.submit([&] { thread.stop_when_done(kGenerous); }).get();  // fine on the loop thread
+  EXPECT_TRUE(evcxx_test::completes_within(kGenerous, [&] { thread.join(); }));
+  EXPECT_TRUE(thread.ended_when_done());
+}
+
+TEST(LoopThreadShutdown, ADeadlineAlreadyPassedStillLetsAnIdleLoopEndAsDone) {
+  evcxx::LoopThread past;
+  past.stop_when_done(std::chrono::steady_clock::time_point::min());
+  EXPECT_TRUE(past.stopped());
+  past.join();
+  EXPECT_TRUE(past.ended_when_done());  // nothing was active: done, even at the deadline
+  evcxx::LoopThread zero;
+  EXPECT_TRUE(zero.join_when_done(0s));
+}
+
+TEST(LoopThreadShutdown, PostsRacingStopWhenDoneEitherRunOrAreRefused) {
+  constexpr int kProducers = 4;
+  std::atomic<long> accepted{0};
+  std::atomic<long> ran{0};
+  std::atomic<long> submitted{0};
+  std::atomic<long> refused{0};
+  evcxx::LoopThread thread;
+  std::atomic<int> started{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      started.fetch_add(1);
+      for (;;) {  // until the door closes
+        if (p % 2 == 0) {
+          if (!thread.try_post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); })) break;
+          accepted.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          auto f = thread.submit([] { return 1; });
+          if (f.wait_for(kGenerous) != std::future_status::ready) {
+            ADD_FAILURE() << "a future never became ready";
+            return;
+          }
+          try {
+            submitted.fetch_add(f.get(), std::memory_order_relaxed);
+          } catch (const evcxx::LoopStopped&) {
+            break;
+          }
+        }
+      }
+      refused.fetch_add(1);
+    });
+  }
+  while (started.load() < kProducers || accepted.load() < 1000) std::this_thread::yield();
+  thread.stop_when_done(kGenerous);
+  for (auto& t : producers) t.join();
+  thread.join();
+  EXPECT_TRUE(thread.ended_when_done());
+  EXPECT_EQ(refused.load(), kProducers);
+  EXPECT_EQ(ran.load(), accepted.load());
+  EXPECT_GT(submitted.load(), 0);
+}
+
+// The memory-ordering promise for submit(): a plain payload written before submit() is seen by
+// the task, and the task's plain writes are seen after get() (ThreadSanitizer checks both).
+TEST(LoopThreadShutdown, SubmitPublishesPlainWritesBothWays) {
+  evcxx::LoopThread thread;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<int> input(64, round);
+    std::string output;
+    auto f = thread.submit([&] {
+      long sum = 0;
+      for (int v : input) sum += v;
+      output = std::to_string(sum);
+      return sum;
+    });
+    ASSERT_EQ(f.wait_for(kGenerous), std::future_status::ready);
+    EXPECT_EQ(f.get(), 64L * round);
+    EXPECT_EQ(output, std::to_string(64L * round));
+  }
 }
 
 }  // namespace

@@ -32,6 +32,11 @@ namespace evcxx {
 // rethrows it. Do not set that hook yourself on an embedded loop. While the Embed is stopped,
 // sweep() rethrows such an exception itself.
 //
+// An active Embed holds one reference on the outer loop, like every other watcher (libev starts
+// io, prepare and fork watchers of its own behind it; evcxx counts them as one), so one
+// Loop::unref() beside it lets the outer run() return. The inner loop's watchers hold the inner
+// loop only.
+//
 // The inner Loop may be destroyed first: the Embed is then stopped and start() / sweep() throw
 // std::logic_error until set() gives it another inner loop.
 //

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,15 @@ namespace evcxx {
 // connection to next() (round-robin) or to for_key(key) (the same key always reaches the same
 // loop, for state that must stay on one thread).
 //
+// Shutdown: as for LoopThread, stop() ends every thread once its accepted tasks have run,
+// abandoning active watchers; stop_when_done(deadline) lets every loop first finish on its own
+// (every watcher stopped, as C libraries do after their disconnect callbacks) up to one deadline
+// shared by all. Pick stop() to end now, stop_when_done() / join_when_done() when libraries or
+// connections on the loops have work in flight that must finish (see LoopThread).
+//
+// Memory ordering: as for each LoopThread (see loop_thread.hpp). In particular everything every
+// loop thread did is visible to a thread once join() or join_when_done() returned on it.
+//
 // Thread-safety: every member is for ANY thread. The threads stop and are joined on destruction.
 class EVCXX_API LoopPool {
  public:
@@ -26,7 +36,8 @@ class EVCXX_API LoopPool {
   // Throws std::invalid_argument for size 0.
   explicit LoopPool(std::size_t size = default_size(), std::string name_prefix = "evcxx-pool",
                     LoopThread::ErrorHandler on_error = {});
-  // Stops every thread, then joins them all (they shut down in parallel).
+  // Stops every thread (unless stop_when_done() was called: that goes on, up to its deadline),
+  // then joins them all (they shut down in parallel).
   ~LoopPool();
 
   LoopPool(const LoopPool&) = delete;
@@ -59,11 +70,21 @@ class EVCXX_API LoopPool {
     }
   }
 
-  // stop() on every thread; returns at once.
+  // stop() on every thread; returns at once. Cuts a stop_when_done() in progress short.
   void stop() noexcept;
-  // Waits for every thread; std::logic_error as LoopThread::join() (call stop() first, not from
-  // one of the pool's own threads).
+  // LoopThread::stop_when_done() on every thread with one deadline for all (a duration from
+  // now, or a steady_clock time point); returns at once. std::invalid_argument for a negative or
+  // NaN duration.
+  void stop_when_done(std::chrono::duration<double> deadline);
+  void stop_when_done(std::chrono::steady_clock::time_point deadline) noexcept;
+  // stop_when_done(deadline), then join(); true when every loop was done on its own before the
+  // deadline. std::logic_error, with nothing requested, on one of the pool's own threads.
+  bool join_when_done(std::chrono::duration<double> deadline);
+  // Waits for every thread; std::logic_error as LoopThread::join() (call stop() or
+  // stop_when_done() first, not from one of the pool's own threads).
   void join();
+  // Every thread ended because its loop was done after stop_when_done() (see LoopThread).
+  bool ended_when_done() const noexcept;
 
  private:
   std::size_t index_for_hash(std::uint64_t hash) const noexcept;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <future>
@@ -19,17 +20,45 @@ namespace evcxx {
 // destruction. Other threads hand it work with post() and submit(); watchers for it are created,
 // started and destroyed by tasks that run on it.
 //
-// Shutdown. stop() closes the door: every task whose post()/submit() returned before stop() was
-// called runs (a post racing stop() either runs or is refused, never lost); from then on post()
-// throws LoopStopped, try_post() returns false and submit() returns a future holding LoopStopped.
-// Once the accepted tasks have run, the loop returns (even with watchers still active) and the
-// thread ends. The Loop itself lives until the LoopThread is destroyed, so watchers created on it
-// are detached safely then.
+// Shutdown, two ways. Both first close the door: every task whose post()/submit() returned
+// before the call runs (a post racing it either runs or is refused, never lost); from then on
+// post() throws LoopStopped, try_post() returns false and submit() returns a future holding
+// LoopStopped, for the loop's own tasks and callbacks too.
+//  - stop(): once the accepted tasks have run, the loop returns, even with watchers still active,
+//    and the thread ends. Their callbacks never run again.
+//  - stop_when_done(deadline): once the accepted tasks have run, the loop goes on until it is
+//    done on its own, as Loop::run(Run::until_done) is: no active watcher holds a reference any
+//    more (every watcher stopped, or unref()'d), which is what a C library running its own raw
+//    libev watchers on the loop reaches after its disconnect callback. Every active watcher
+//    holds exactly one reference (a Cleanup none, as in libev); evcxx's own machinery (the
+//    post() wake-up, Io's closed-descriptor checks, a WaitableEvent without on_set) holds
+//    none, and neither does the deadline. Then the thread ends, and ended_when_done() is true.
+//    If the deadline passes first (or stop() is called meanwhile), it ends as stop() does, with
+//    those watchers still active.
+// Which to pick: stop() to end now and abandon whatever the watchers were doing (a server's
+// listeners and idle connections); stop_when_done() when libraries or connections on the loop
+// have work in flight that must finish, such as replies to requests already sent: post their
+// disconnects or closes first, then call it, and give the deadline you can afford to wait.
+// join_when_done() does both steps and tells whether the loop finished in time.
+// Either way the Loop itself lives until the LoopThread is destroyed, so watchers created on it
+// are detached safely then, and after join() other threads may stop raw libev watchers still
+// started on loop().native() (as freeing a C library's context does) until then.
 //
 // Errors. An exception thrown by a task given to post() does not stop the thread: it goes to the
 // error handler (by default written to stderr with the thread's name), on the loop thread, and
 // the next task runs. The same holds for a throwing watcher callback. submit() puts its task's
 // exception in the future instead.
+//
+// Memory ordering: for any thread X,
+//  - everything X did before post(), a try_post() that returned true or submit() is visible to
+//    that task when it runs on the loop thread;
+//  - everything a submit()ted task did is visible to X once get() or wait() on its future
+//    returned (or a wait_for()/wait_until() returned std::future_status::ready);
+//  - everything X did before stop() or stop_when_done() is visible to the loop thread before
+//    the thread ends;
+//  - everything the loop thread did (every task and every callback, down to the last one a C
+//    library ran before the loop was done) is visible to X once join() or join_when_done()
+//    returned, once ~LoopThread returned, or once X saw ended_when_done() true.
 //
 // Thread-safety: every member is for ANY thread, except where a comment says otherwise. As with
 // Loop::post(), the LoopThread must outlive every post()/submit() call still returning.
@@ -43,7 +72,8 @@ class EVCXX_API LoopThread {
   // std::system_error if the thread cannot be started.
   explicit LoopThread(std::string name = "evcxx-loop", ErrorHandler on_error = {},
                       LoopFlags flags = LoopFlags());
-  // stop(), then waits for the thread to finish. On the loop thread itself (a task destroying its
+  // stop() (unless stop_when_done() was called: then that goes on, up to its deadline), then
+  // waits for the thread to finish. On the loop thread itself (a task destroying its
   // own LoopThread) it does not wait: the thread finishes the accepted tasks and then destroys
   // the Loop itself.
   ~LoopThread();
@@ -92,14 +122,30 @@ class EVCXX_API LoopThread {
     return future;
   }
 
-  // Asks the thread to finish: see "Shutdown" above. Idempotent; returns at once. Safe on the
-  // loop thread too.
+  // Asks the thread to finish now: see "Shutdown" above. Idempotent; returns at once. Safe on
+  // the loop thread too. Cuts a stop_when_done() in progress short.
   void stop() noexcept;
-  // Waits until the thread has finished. Throws std::logic_error if stop() was not called (it
-  // would wait forever) or if called on the loop thread itself (it would deadlock).
+  // Asks the thread to finish once its loop is done on its own, or at the deadline (a duration
+  // from now, or a steady_clock time point) at the latest: see "Shutdown" above. Returns at
+  // once; join() waits. An infinite duration waits for the loop to be done however long it
+  // takes. Only the first call counts (a later one neither extends nor shortens its deadline),
+  // and after stop() it changes nothing. Safe on the loop thread too. Throws
+  // std::invalid_argument for a negative or NaN duration.
+  void stop_when_done(std::chrono::duration<double> deadline);
+  void stop_when_done(std::chrono::steady_clock::time_point deadline) noexcept;
+  // stop_when_done(deadline), then join(); returns ended_when_done(): true when the loop was
+  // done before the deadline, false when the deadline (or a stop()) ended it first. Throws as
+  // stop_when_done() and, on the loop thread, as join() (with nothing requested).
+  bool join_when_done(std::chrono::duration<double> deadline);
+  // Waits until the thread has finished. Throws std::logic_error if neither stop() nor
+  // stop_when_done() was called (it would wait forever) or if called on the loop thread itself
+  // (it would deadlock).
   void join();
-  // stop() was called.
+  // stop() or stop_when_done() was called.
   bool stopped() const noexcept;
+  // The thread has ended because its loop was done on its own after stop_when_done(); false
+  // while it runs and when stop() or the deadline ended it.
+  bool ended_when_done() const noexcept;
   // The caller is the loop thread.
   bool in_loop_thread() const noexcept;
   // The name given to the constructor.
@@ -139,8 +185,17 @@ class EVCXX_API LoopThread {
     }
   };
 
+  friend class LoopPool;
+
   static void report(State& state, std::exception_ptr error) noexcept;
   static void run(std::shared_ptr<State> state) noexcept;
+  static void finish_when_done(State& state) noexcept;
+  // stop(), unless stop_when_done() was called: destruction lets that one go on.
+  void stop_unless_finishing() noexcept;
+  void require_not_loop_thread(const char* operation) const;
+  // now + deadline on the steady clock, saturating to time_point::max() (no deadline).
+  static std::chrono::steady_clock::time_point deadline_from_now(
+      std::chrono::duration<double> deadline);
   [[noreturn]] static void throw_stopped();
   static LoopStopped stopped_error();
 
