@@ -5,6 +5,9 @@
 #include <string>
 #include <utility>
 
+#include "closed_fd_guard.hpp"
+#include "io_uring_check.hpp"
+
 namespace evcxx {
 
 // Membership in the inner Loop's watcher list, so that the inner Loop's destruction stops the
@@ -57,7 +60,11 @@ Embed::Embed(Loop& loop, Loop& inner, Callback callback)
 }
 
 Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callback callback) : Watcher(loop, Callback()) {
+  detail::reject_broken_io_uring(loop.native(), "Embed");
   check_inner(inner);
+  ev_prepare_init(&inner_fd_check_, &Embed::check_inner_fds);
+  inner_fd_check_.data = this;
+  ev_set_priority(&inner_fd_check_, EV_MAXPRI);  // libev's embed prepare has EV_MINPRI
   set_callback(std::move(callback));
   inner_link_ = std::make_unique<InnerLink>(inner, *this);
   ev_embed_set(&watcher_, inner.native());
@@ -106,6 +113,8 @@ void Embed::start_native() {
   // An active Embed holds its loop like any other watcher, once; libev's own fork handler stops
   // and restarts it as a whole, which leaves this balance as it is.
   for (int i = 0; i < internal_references; ++i) ev_unref(raw_loop_);
+  ev_prepare_start(raw_loop_, &inner_fd_check_);
+  ev_unref(raw_loop_);  // part of the Embed's one reference
   forward_inner_exceptions(true);
 }
 
@@ -114,7 +123,17 @@ void Embed::stop_native() noexcept {
   if (ev_is_active(&watcher_)) {
     for (int i = 0; i < internal_references; ++i) ev_ref(raw_loop_);
   }
+  if (ev_is_active(&inner_fd_check_)) {
+    ev_ref(raw_loop_);
+    ev_prepare_stop(raw_loop_, &inner_fd_check_);
+  }
   ev_embed_stop(raw_loop_, &watcher_);  // also drops a pending event of an inactive watcher
+}
+
+void Embed::check_inner_fds(struct ev_loop*, ev_prepare* w, int) noexcept {
+  if (Loop* const inner_loop = static_cast<Embed*>(w->data)->inner()) {
+    detail::ClosedFdGuard::check_now(*inner_loop);
+  }
 }
 
 void Embed::forward_inner_exceptions(bool on) noexcept {

@@ -10,6 +10,7 @@
 
 #include <evcxx/async.hpp>
 #include <evcxx/embed.hpp>
+#include <evcxx/io.hpp>
 #include <evcxx/periodic.hpp>
 #include "support.hpp"
 
@@ -269,6 +270,48 @@ TEST(Embed, IoUringLoopIsRefusedRatherThanAborting) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("iouring"), std::string::npos) << e.what();
   }
+}
+
+TEST(Embed, IoUringOuterLoopIsRefusedRatherThanAborting) {
+  // libev 4.33's io_uring backend aborts when the watchers behind an Embed are started and
+  // stopped in turn (ev_iouring.c: "io_uring_enter did not consume all sqes").
+  std::unique_ptr<Loop> outer;
+  try {
+    outer = std::make_unique<Loop>(evcxx::LoopFlags(evcxx::Backend::iouring));
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no io_uring loop here: " << e.what();
+  }
+  const evcxx::Version v = Loop::version();
+  if (v.major > 4 || (v.major == 4 && v.minor > 33)) GTEST_SKIP() << "a libev after 4.33";
+  REQUIRE_EMBEDDABLE(inner);
+  try {
+    Embed embed(*outer, *inner);
+    FAIL() << "an Embed was started in an io_uring loop";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("Backend::epoll"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Embed(*outer, evcxx::deferred, *inner), std::logic_error);
+  EXPECT_FALSE(outer->run(evcxx::Run::nowait));  // the loop itself is fine
+}
+
+// libev's embed prepare watcher registers the inner loop's descriptors from the outer loop,
+// before the inner loop's own closed-descriptor check runs; the Embed checks first.
+TEST(Embed, InnerDescriptorClosedUnderTwoWatchersNeverReachesLibev) {
+  REQUIRE_EMBEDDABLE(inner);
+  Loop outer(evcxx::Backend::epoll);
+  Embed embed(outer, *inner);
+  evcxx_test::SocketPair pair;
+  int errors = 0;
+  evcxx::Io first(*inner, pair.a.get(), evcxx::IoEvent::writable, [](evcxx::IoEvents) {});
+  evcxx::Io second(*inner, pair.a.get(), evcxx::IoEvent::readable, [&](evcxx::IoEvents fired) {
+    if (fired.error()) ++errors;
+  });
+  outer.run(evcxx::Run::nowait);  // both registered with the inner backend
+  ::close(pair.a.release());      // the caller's bug: closed under two active watchers
+  first.stop();  // libev would now register the closed descriptor again, for reading only
+  for (int i = 0; i < 10 && errors == 0; ++i) outer.run(evcxx::Run::nowait);
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(second.active());
 }
 
 TEST(Embed, EmbeddingALoopInItselfIsAnInvalidArgument) {

@@ -44,8 +44,9 @@ namespace evcxx {
 class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
  public:
   // Embeds `inner` into `loop`; an empty callback sweeps automatically. Throws
-  // std::invalid_argument if inner's backend cannot be embedded or inner is `loop` itself.
-  // Active on construction.
+  // std::invalid_argument if inner's backend cannot be embedded or inner is `loop` itself, and
+  // std::logic_error if `loop` uses libev 4.33's io_uring backend (which aborts on the
+  // registration changes an Embed makes). Active on construction.
   Embed(Loop& loop, Loop& inner, Callback callback = {});
   Embed(Loop& loop, deferred_t, Loop& inner, Callback callback = {});
   ~Embed() override;
@@ -76,6 +77,11 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   Callback sweeping(Callback callback);
   void check_inner(const Loop& inner) const;
 
+  static void check_inner_fds(struct ev_loop*, ev_prepare* w, int) noexcept;
+
+  // Runs the inner loop's closed-descriptor check before libev's own embed prepare watcher
+  // registers the inner loop's descriptors (which the inner loop's check would come too late for).
+  ev_prepare inner_fd_check_;
   std::unique_ptr<InnerLink> inner_link_;  // in the inner Loop's list: stops us when it dies
   Loop* hooked_inner_ = nullptr;           // whose invoke-pending hook we installed
 };
