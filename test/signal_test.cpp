@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,8 +56,9 @@ TEST(Signal, RaisedSignalRunsTheCallbackOnTheLoopThread) {
   EXPECT_EQ(callback_thread, std::this_thread::get_id());
 }
 
-TEST(Signal, SignalFromAnotherThreadWakesAWaitingLoop) {
-  evcxx::Loop loop;
+// kill() from another thread while the loop waits: only the signal can end the wait.
+void expect_signal_from_another_thread_wakes_a_waiting_loop(evcxx::LoopFlags flags) {
+  evcxx::Loop loop(flags);
   std::promise<void> waiting;
   bool first = true;
   evcxx::Prepare about_to_wait(loop, [&] {
@@ -69,15 +71,37 @@ TEST(Signal, SignalFromAnotherThreadWakesAWaitingLoop) {
     s.stop();
     about_to_wait.stop();
   });
+  // The helper threads block the signal, so the process-directed kill() reaches the loop thread,
+  // as libev's manual advises for threaded programs.
+  sigset_t usr2;
+  sigset_t previous;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr2, &previous), 0);
   std::thread sender([&] {
-    waiting.get_future().wait();  // the loop is about to wait: only the signal can end it
+    waiting.get_future().wait();  // the loop is about to wait
     ::kill(::getpid(), SIGUSR2);
   });
   Watchdog dog(loop, std::chrono::seconds(30));
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &previous, nullptr), 0);
   loop.run();
   sender.join();
   EXPECT_FALSE(dog.fired());
   EXPECT_EQ(calls, 1);
+}
+
+TEST(Signal, SignalFromAnotherThreadWakesAWaitingLoop) {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer defers a signal handler to the thread's next intercepted call; one that
+  // arrives as the loop thread enters epoll_wait() waits there until something else wakes it
+  // (seen about once in 30 runs). The signalfd variant below covers this tree.
+  GTEST_SKIP() << "ThreadSanitizer delays handlers of signals that arrive on entry to a wait";
+#endif
+  expect_signal_from_another_thread_wakes_a_waiting_loop(evcxx::LoopFlags());
+}
+
+TEST(Signal, SignalFromAnotherThreadWakesAWaitingSignalfdLoop) {
+  expect_signal_from_another_thread_wakes_a_waiting_loop(evcxx::LoopFlags::signalfd());
 }
 
 TEST(Signal, EveryWatcherOfTheSignalOnTheOwningLoopRuns) {
