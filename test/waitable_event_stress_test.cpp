@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <evcxx/loop.hpp>
+#include <evcxx/loop_thread.hpp>
 #include <evcxx/waitable_event.hpp>
 
 #include "support.hpp"
@@ -50,27 +51,46 @@ struct Totals {
   std::atomic<long> rounds{0};
   std::atomic<long> lost{0};  // a wait that timed out although set() was called
   std::atomic<long> on_set_calls{0};
+  std::atomic<long> late_on_set{0};  // on_set that ran after its event's destructor returned
 };
+
+// Where a round's event lives: no loop, the waiter's own loop (the waiter is its loop thread but
+// not inside run(), so its Async is registered at the next run), or a LoopThread's loop (the
+// waiter is a foreign thread, on_set races the destruction).
+enum class Kind { standalone, own_loop, loop_thread };
 
 // One waiter: a round makes an event of a kind picked at random, hands it to the setter, waits in
 // a way picked at random and deletes the event at once.
-void run_waiter(int index, Mailbox& mailbox, Totals& totals, Clock::time_point deadline) {
+void run_waiter(int index, Mailbox& mailbox, Totals& totals, evcxx::Loop& shared_loop,
+                Clock::time_point deadline) {
   evcxx::Loop own_loop;  // this thread's loop, run now and then between rounds
   std::minstd_rand random(static_cast<unsigned>(index) * 7919u + 17u);
   long round = 0;
   for (; round < kMaxRounds && Clock::now() < deadline; ++round) {
     const unsigned pick = static_cast<unsigned>(random());
+    const auto kind = static_cast<Kind>(pick % 3);
+    const bool with_on_set = (pick >> 2) & 1;
+    const bool with_fd = (pick >> 3) & 1;
+    const auto mode = static_cast<WaitMode>((pick >> 4) % 4);
+    auto destroyed = std::make_shared<std::atomic<bool>>(false);
+    auto on_set = [&totals, destroyed] {
+      totals.on_set_calls.fetch_add(1, std::memory_order_relaxed);
+      if (destroyed->load(std::memory_order_acquire)) totals.late_on_set.fetch_add(1);
+    };
     std::unique_ptr<evcxx::WaitableEvent> event;
-    if (pick & 1) {
-      event = std::make_unique<evcxx::WaitableEvent>(
-          own_loop, [&totals] { totals.on_set_calls.fetch_add(1, std::memory_order_relaxed); });
+    if (kind == Kind::standalone) {
+      event = std::make_unique<evcxx::WaitableEvent>();
     } else {
-      event = std::make_unique<evcxx::WaitableEvent>(own_loop);
+      evcxx::Loop& loop = kind == Kind::own_loop ? own_loop : shared_loop;
+      event = with_on_set ? std::make_unique<evcxx::WaitableEvent>(loop, on_set)
+                          : std::make_unique<evcxx::WaitableEvent>(loop);
     }
-    if (pick & 2) ASSERT_GE(event->fd(), 0);
+    if (with_fd) {
+      ASSERT_GE(event->fd(), 0);
+    }
     mailbox.event.store(event.get(), std::memory_order_release);
     bool released = true;
-    switch (static_cast<WaitMode>((pick >> 2) % 4)) {
+    switch (mode) {
       case WaitMode::wait:
         event->wait();
         break;
@@ -90,6 +110,7 @@ void run_waiter(int index, Mailbox& mailbox, Totals& totals, Clock::time_point d
     }
     if (!released) totals.lost.fetch_add(1);
     event.reset();  // at once: the set() that released us may still be running
+    destroyed->store(true, std::memory_order_release);
     if (round % 32 == 0) own_loop.run(evcxx::Run::nowait);
   }
   totals.rounds.fetch_add(round);
@@ -97,6 +118,7 @@ void run_waiter(int index, Mailbox& mailbox, Totals& totals, Clock::time_point d
 
 TEST(WaitableEventStress, WaiterDestroysTheEventAsSoonAsItIsReleased) {
   Totals totals;
+  evcxx::LoopThread loop_thread("stress");
   std::vector<Mailbox> mailboxes(kPairs);
   const auto deadline = Clock::now() + kBudget;
   std::vector<std::thread> threads;
@@ -105,12 +127,14 @@ TEST(WaitableEventStress, WaiterDestroysTheEventAsSoonAsItIsReleased) {
   }
   std::vector<std::thread> waiters;
   for (int i = 0; i < kPairs; ++i) {
-    waiters.emplace_back(run_waiter, i, std::ref(mailboxes[i]), std::ref(totals), deadline);
+    waiters.emplace_back(run_waiter, i, std::ref(mailboxes[i]), std::ref(totals),
+                         std::ref(loop_thread.loop()), deadline);
   }
   for (auto& t : waiters) t.join();
   for (auto& m : mailboxes) m.closed.store(true, std::memory_order_release);
   for (auto& t : threads) t.join();
   EXPECT_EQ(totals.lost.load(), 0);
+  EXPECT_EQ(totals.late_on_set.load(), 0);
   EXPECT_GT(totals.rounds.load(), kPairs * 10) << "the machine did almost no rounds";
   std::printf("%ld hand-offs, %ld on_set calls\n", totals.rounds.load(),
               totals.on_set_calls.load());
