@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -23,7 +24,9 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using evcxx_test::kPatience;
 
-constexpr int kPairs = 4;  // waiter/setter thread pairs
+// Waiter/setter thread pairs: one per CPU (at least two). More only queue for the CPUs, and the
+// hand-offs then wait for time slices instead of racing.
+const int kPairs = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 2u, 8u));
 constexpr auto kBudget = 2500ms;
 constexpr long kMaxRounds = 2'000'000;  // per pair, should the clock be slow
 

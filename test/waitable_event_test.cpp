@@ -752,3 +752,25 @@ TEST(WaitableEventOrdering, WritesBeforeSetAreVisibleToWaitIsSetAndOnSet) {
     event.reset();
   }
 }
+
+// An announcing event holds the loop exactly like one active watcher: one unref() lets run()
+// return, whether the event was made on the loop thread or elsewhere.
+TEST(WaitableEventLoop, AnnouncementHoldsOneReference) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent here(loop, [] {});
+  ASSERT_TRUE(here.async().active());
+  loop.unref();
+  Watchdog dog(loop);
+  EXPECT_FALSE(loop.run());
+  loop.ref();
+  std::unique_ptr<evcxx::WaitableEvent> elsewhere;
+  std::thread([&] { elsewhere = std::make_unique<evcxx::WaitableEvent>(loop, [] {}); }).join();
+  loop.unref();
+  loop.unref();
+  EXPECT_FALSE(loop.run());  // registered it, and two references are all it has
+  EXPECT_TRUE(elsewhere->async().active());
+  loop.ref();
+  loop.ref();
+  dog.disarm();
+  EXPECT_FALSE(dog.fired());
+}
