@@ -20,23 +20,22 @@ namespace evcxx {
 //
 // Thread safety. set(), clear() and is_set() are for ANY thread and for signal handlers; wait(),
 // wait_for(), wait_until() and fd() for ANY thread; the constructors and the destructor for ANY
-// thread (see Lifetime); on_set runs on the loop thread; async() is for the loop thread.
+// thread; async() for the loop thread. on_set runs on the loop thread.
 //
 // Lifetime. As with std::latch and absl::Notification, a thread whose wait(), wait_for() or
 // wait_until() returned true, or that saw is_set() return true, may destroy the event at once,
-// even while the set() that released it is still returning on another thread (the destructor
-// waits the few instructions that set() or clear() still has to run; it never waits for a
-// blocked thread, for set() never blocks). Every other call on the event must have returned.
-// With a Loop, the event may be created and destroyed on any thread: off the loop thread its
-// Async is started and stopped by the loop thread at its next wake-up (or by ~Loop if none
-// comes), and once the destructor returned on_set does not run again (a destructor on another
-// thread waits for an on_set that is running: on_set must not wait for that thread). Loop::post
-// is not involved, so a stopped LoopThread changes nothing: on_set just never runs again. The
-// Loop may die first: waiters, is_set() and fd() keep working.
+// even while the set() that released it is still returning on another thread: the destructor
+// waits for the few instructions set() and clear() have left (they never block). Any other call
+// must have returned. Once the destructor returned, on_set does not run again; on another thread
+// than the loop's it waits for an on_set that is running, so on_set must not wait for that
+// thread. The Loop may be destroyed first: waiters, is_set() and fd() keep working.
+// Design: libev starts and stops an ev_async only on its loop thread, so an event made or
+// destroyed elsewhere hands that to the loop thread through a Loop-internal list (run at its next
+// wake-up, or by ~Loop); Loop::post is not used, so a stopped LoopThread refuses nothing.
 //
-// Memory ordering. Everything a thread wrote before set() is visible to a thread whose wait*()
-// returned true or whose is_set() returned true because of that set(), and to the on_set it
-// causes: set() is a release, those observations are acquires.
+// Memory ordering. Everything a thread wrote before set() is visible to a thread whose wait(),
+// wait_for() or wait_until() returned true, or whose is_set() returned true, because of that
+// set(), and to the on_set it causes: set() is a release, each of those an acquire.
 //
 // Do not wait() on the loop's own thread for a set() that only that loop would make: the loop
 // cannot run while its thread is blocked, so that is a deadlock.
@@ -51,6 +50,8 @@ class EVCXX_API WaitableEvent {
   // event set: once per time the loop observes it newly set, and not if it was cleared again
   // before the loop got to it. With on_set the event keeps the loop alive like an active Async;
   // without it, it does not. ANY thread; allocates a small block shared with the loop thread.
+  // Inside the loop's run() its Async is set up at once; elsewhere (another thread, or outside
+  // run()) at the loop's next wake-up, or by async() on the loop thread, whichever comes first.
   explicit WaitableEvent(Loop& loop, std::function<void()> on_set = {});
   // Closes the fd. Threads still blocked in a wait must be gone (see Lifetime). ANY thread.
   ~WaitableEvent();
