@@ -334,7 +334,7 @@ class EVCXX_API Loop {
   // ANY thread (not signal handlers): queues chore for the loop thread (see detail::LoopChore).
   void add_chore(detail::LoopChore& chore) noexcept;
   void run_chores() noexcept;
-  // ANY thread: the caller is inside this Loop's run(), so it is the loop thread.
+  // ANY thread: true when the caller is inside this Loop's run() (so it is the loop thread).
   bool running_on_this_thread() const noexcept;
   void rethrow_captured();
   void on_wakeup() noexcept;
