@@ -774,3 +774,24 @@ TEST(WaitableEventLoop, AnnouncementHoldsOneReference) {
   dog.disarm();
   EXPECT_FALSE(dog.fired());
 }
+
+// on_set destroys its event and runs the loop again while the event's registration (made outside
+// run(), completed early by async()) is still queued: the block is freed once, after on_set.
+TEST(WaitableEventLoop, OnSetDestroysItsEventAndRunsTheLoopAgain) {
+  evcxx::Loop loop;
+  int calls = 0;
+  std::unique_ptr<evcxx::WaitableEvent> event;
+  event = std::make_unique<evcxx::WaitableEvent>(loop, [&] {
+    ++calls;
+    event.reset();
+    loop.run(evcxx::Run::nowait);  // runs the queued registration of the dead event
+  });
+  evcxx::Async& announcer = event->async();
+  ASSERT_TRUE(announcer.active());
+  event->set();
+  announcer.invoke();  // on_set now, before the loop ran the registration
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(event, nullptr);
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(calls, 1);
+}
