@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "evcxx/error.hpp"
@@ -36,6 +37,8 @@ struct Loop::Impl {
   ev_async wakeup;
   struct ev_loop* const raw_loop;
   std::atomic<bool> stop_requested{false};
+  std::atomic<detail::LoopChore*> chores{nullptr};  // newest first
+  std::atomic<std::thread::id> running_thread{};    // inside run(), else none
   detail::TaskQueue tasks;
   std::function<void()> release_hook;
   std::function<void()> acquire_hook;
@@ -131,6 +134,7 @@ Loop& Loop::default_loop() {
 
 Loop::~Loop() {
   impl_->tasks.discard_all();  // while the loop and its watchers still work for their destructors
+  while (impl_->chores.load(std::memory_order_acquire) != nullptr) run_chores();
   impl_->destroying = true;
   for (detail::WatcherLink* w = watchers_; w != nullptr;) {
     detail::WatcherLink* next = w->next_;
@@ -172,7 +176,10 @@ bool Loop::run(Run how) {
         "evcxx: Loop::run() inside a release/acquire hook; the hooks may only lock and unlock");
   }
   rethrow_captured();
+  const std::thread::id outer =
+      impl_->running_thread.exchange(std::this_thread::get_id(), std::memory_order_relaxed);
   const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
+  impl_->running_thread.store(outer, std::memory_order_relaxed);
   rethrow_captured();
   return active;
 }
@@ -216,7 +223,39 @@ bool Loop::posts_closed_and_drained() const noexcept {
   return impl_->tasks.closed_and_drained();
 }
 
+void Loop::add_chore(detail::LoopChore& chore) noexcept {
+  detail::LoopChore* head = impl_->chores.load(std::memory_order_relaxed);
+  do {
+    chore.next = head;
+  } while (!impl_->chores.compare_exchange_weak(head, &chore, std::memory_order_release,
+                                                std::memory_order_relaxed));
+  EVCXX_TSAN_RELEASE(&impl_->wakeup);
+  ev_async_send(loop_, &impl_->wakeup);
+}
+
+void Loop::run_chores() noexcept {
+  detail::LoopChore* newest_first = impl_->chores.exchange(nullptr, std::memory_order_acquire);
+  detail::LoopChore* oldest_first = nullptr;
+  while (newest_first != nullptr) {
+    detail::LoopChore* next = newest_first->next;
+    newest_first->next = oldest_first;
+    oldest_first = newest_first;
+    newest_first = next;
+  }
+  while (oldest_first != nullptr) {
+    detail::LoopChore* next = oldest_first->next;  // read first: the chore may free itself
+    oldest_first->run(oldest_first);
+    oldest_first = next;
+  }
+}
+
+bool Loop::running_on_this_thread() const noexcept {
+  // Relaxed is enough: only this thread ever stores its own id.
+  return impl_->running_thread.load(std::memory_order_relaxed) == std::this_thread::get_id();
+}
+
 void Loop::on_wakeup() noexcept {
+  run_chores();
   impl_->tasks.run_batch(&Impl::task_failed, this);
   // Tasks those tasks posted are work too: run() must not return before it reaches them (the
   // queue has re-armed the wakeup for them).

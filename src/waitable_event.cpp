@@ -12,7 +12,11 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 namespace evcxx {
 
@@ -20,6 +24,10 @@ namespace {
 
 constexpr std::uint32_t kSetBit = 1;
 constexpr std::uint32_t kGeneration = 2;
+
+constexpr std::uint32_t generation_of(std::uint32_t word) noexcept {
+  return word >> 1;
+}
 constexpr std::chrono::microseconds kSpinTime{5};
 // A wasted spin costs kSpinMissCost; a wait spins while the misses are below kMaxSpinMisses and
 // each wait that does not spin takes one off: after a run of misses, one wait in 13 spins.
@@ -50,26 +58,172 @@ class ErrnoGuard {
 
 }  // namespace
 
+// The loop's side of an event with a Loop. libev's ev_async_start/stop (and evcxx's watcher list)
+// are for the loop thread only, so the Async lives here, created and destroyed on the loop thread,
+// and this block outlives the event until the loop thread let go of it.
+struct WaitableEvent::Announcer final : detail::LoopChore {
+  Announcer(Loop& loop, WaitableEvent& event, std::function<void()> on_set)
+      : loop(loop), owner(&event), has_on_set(static_cast<bool>(on_set)) {
+    run = &Announcer::run_chore;
+    // The Async's callback owns on_set, so on_set may destroy the event.
+    callback = [this, on_set = std::move(on_set)] {
+      if (on_set) announce(on_set);
+    };
+  }
+
+  // Loop thread, gate held, owner alive: creates the Async and, with on_set, starts it.
+  void start() noexcept {
+    if (!async) async.emplace(loop, deferred, std::move(callback));
+    if (!has_on_set || sender.load(std::memory_order_relaxed) != nullptr) return;
+    ev_async_start(loop.native(), async->native());
+    sender.store(&*async, std::memory_order_seq_cst);
+    // A set() before the store above did not send (and libev forgets a send made before the
+    // start): announce it now. seq_cst pairs with set(): one of the two sees the other.
+    const std::uint32_t word = owner->word_.load(std::memory_order_seq_cst);
+    if ((word & kSetBit) != 0 && generation_of(word) != announced) {
+      ev_feed_event(loop.native(), async->native(), EV_ASYNC);
+    }
+  }
+
+  // The Async's callback: runs on_set if the event is set and the loop has not announced this
+  // set() yet (a second send, from set() racing start(), is no second set).
+  void announce(const std::function<void()>& on_set) {
+    std::unique_lock<std::recursive_mutex> lock(gate);
+    if (owner == nullptr) return;
+    const std::uint32_t word = owner->word_.load(std::memory_order_acquire);
+    if ((word & kSetBit) == 0 || generation_of(word) == announced) return;
+    announced = generation_of(word);
+    // The gate stays held while on_set runs, so a destructor on another thread waits for it.
+    struct Leave {
+      Announcer* self;
+      std::unique_lock<std::recursive_mutex>& lock;
+      ~Leave() {
+        const bool doomed = --self->in_callback == 0 && self->delete_after_callback;
+        lock.unlock();
+        if (doomed) delete self;  // the event went away inside on_set, and the loop let go
+      }
+    } leave{this, lock};
+    ++in_callback;
+    on_set();
+  }
+
+  // The event is being destroyed (ANY thread, no set() or clear() in flight).
+  void release() noexcept {
+    std::unique_lock<std::recursive_mutex> lock(gate);
+    owner = nullptr;
+    if (in_callback > 0) {  // inside on_set on this thread, which holds the gate
+      delete_after_callback = true;
+      return;
+    }
+    if (queued) return;  // the registration chore finds the owner gone and frees this
+    if (async && async->attached() && !loop.running_on_this_thread()) {
+      loop.add_chore(*this);  // the loop thread stops the Async and frees this
+      return;
+    }
+    lock.unlock();
+    delete this;  // on the loop thread, or the Loop is gone (the Async is detached)
+  }
+
+  // On the loop thread, or in ~Loop: registers the Async, or frees this once the event is gone.
+  static void run_chore(detail::LoopChore* chore) noexcept {
+    auto* self = static_cast<Announcer*>(chore);
+    std::unique_lock<std::recursive_mutex> lock(self->gate);
+    self->queued = false;
+    if (self->owner != nullptr) {
+      self->start();
+      return;
+    }
+    if (self->in_callback > 0) {  // a nested run() inside on_set
+      self->delete_after_callback = true;
+      return;
+    }
+    lock.unlock();
+    delete self;
+  }
+
+  Loop& loop;
+  // Serialises the loop thread's look at the event (and on_set) with the event's destruction;
+  // recursive because on_set may destroy the event or run the loop.
+  std::recursive_mutex gate;
+  WaitableEvent* owner;                 // guarded by gate; null once the event is destroyed
+  Async::Callback callback;             // moved into the Async when it is created
+  std::optional<Async> async;           // guarded by gate; made on the loop thread
+  std::atomic<Async*> sender{nullptr};  // the started Async, for set(); with on_set only
+  const bool has_on_set;
+  bool queued = false;                 // guarded by gate: the registration chore has not run
+  int in_callback = 0;                 // guarded by gate
+  bool delete_after_callback = false;  // guarded by gate
+  std::uint32_t announced = 0;         // guarded by gate: the generation on_set last ran for
+};
+
+WaitableEvent::WaitableEvent() noexcept = default;
+
 WaitableEvent::WaitableEvent(Loop& loop, std::function<void()> on_set)
-    : announce_(static_cast<bool>(on_set)),
-      // The Async's callback owns on_set, so on_set may destroy this event.
-      async_(loop, deferred, [this, on_set = std::move(on_set)] {
-        if (on_set && is_set()) on_set();
-      }) {
-  if (announce_) async_.start();
+    : loop_(&loop),
+      announcer_([&] {
+        auto announcer = std::make_unique<Announcer>(loop, *this, std::move(on_set));
+        if (loop.running_on_this_thread()) {
+          std::lock_guard<std::recursive_mutex> lock(announcer->gate);
+          announcer->start();
+        } else {
+          announcer->queued = true;  // handed to the loop thread below
+        }
+        return announcer.release();
+      }()),
+      announce_(announcer_->has_on_set) {
+  if (announcer_->queued) loop.add_chore(*announcer_);
 }
 
 WaitableEvent::~WaitableEvent() {
+  wait_for_calls_in_flight();
+  if (announcer_ != nullptr) announcer_->release();
   const int fd = fd_.load(std::memory_order_acquire);
   if (fd >= 0) ::close(fd);
 }
 
+void WaitableEvent::wait_for_calls_in_flight() const noexcept {
+  // Bounded by what the caller still has to run: set() and clear() never block.
+  for (unsigned spins = 0; calls_in_flight_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 128) {
+      detail::cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+Async& WaitableEvent::async() {
+  if (announcer_ == nullptr) {
+    throw std::logic_error(
+        "evcxx: WaitableEvent::async() on a standalone event; construct it with a Loop to have "
+        "it announced");
+  }
+  std::lock_guard<std::recursive_mutex> lock(announcer_->gate);
+  announcer_->start();
+  return *announcer_->async;
+}
+
+Loop& WaitableEvent::loop() const {
+  if (loop_ == nullptr) {
+    throw std::logic_error(
+        "evcxx: WaitableEvent::loop() on a standalone event; it has no Loop (construct it with "
+        "one)");
+  }
+  return *loop_;
+}
+
 void WaitableEvent::set() noexcept {
+  std::uint32_t word = word_.load(std::memory_order_relaxed);
+  if ((word & kSetBit) != 0) return;  // already set: this load was the whole cost
+  // Counted before the store that may release a waiter, which may then destroy the event.
+  calls_in_flight_.fetch_add(1, std::memory_order_relaxed);
   // One atomic step sets the bit and bumps the generation: were they two, a bump delayed past a
   // waiter's wake-up and clear() would release that waiter's next wait() with nothing set.
-  std::uint32_t word = word_.load(std::memory_order_relaxed);
   do {
-    if ((word & kSetBit) != 0) return;  // already set: this load was the whole cost
+    if ((word & kSetBit) != 0) {
+      calls_in_flight_.fetch_sub(1, std::memory_order_release);
+      return;
+    }
   } while (!word_.compare_exchange_weak(word, (word + kGeneration) | kSetBit,
                                         std::memory_order_seq_cst, std::memory_order_relaxed));
   ErrnoGuard keep_errno;
@@ -77,13 +231,21 @@ void WaitableEvent::set() noexcept {
     futex(word_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
   }
   if (fd_.load(std::memory_order_seq_cst) >= 0) sync_fd();
-  if (announce_) async_.send();
+  if (announce_) {
+    if (Async* async = announcer_->sender.load(std::memory_order_seq_cst)) async->send();
+  }
+  calls_in_flight_.fetch_sub(1, std::memory_order_release);  // the last access to *this
 }
 
 void WaitableEvent::clear() noexcept {
-  if ((word_.fetch_and(~kSetBit, std::memory_order_seq_cst) & kSetBit) == 0) return;
-  ErrnoGuard keep_errno;
-  if (fd_.load(std::memory_order_seq_cst) >= 0) sync_fd();
+  if ((word_.load(std::memory_order_relaxed) & kSetBit) == 0) return;  // nothing to clear
+  calls_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  if ((word_.fetch_and(~kSetBit, std::memory_order_seq_cst) & kSetBit) != 0 &&
+      fd_.load(std::memory_order_seq_cst) >= 0) {
+    ErrnoGuard keep_errno;
+    sync_fd();
+  }
+  calls_in_flight_.fetch_sub(1, std::memory_order_release);
 }
 
 bool WaitableEvent::is_set() const noexcept {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include <evcxx/loop.hpp>
+#include <evcxx/loop_thread.hpp>
 #include <evcxx/waitable_event.hpp>
 
 #include "support.hpp"
@@ -492,4 +494,304 @@ TEST(WaitableEventLoop, PingPongWithTheLoopNeverLosesASet) {
   thread.join();
   EXPECT_EQ(lost.load(), 0);
   EXPECT_EQ(rounds_seen, kRounds);
+}
+
+// --- standalone events -------------------------------------------------------------------------
+
+TEST(WaitableEventStandalone, SetClearWaitAndFdWithoutALoop) {
+  evcxx::WaitableEvent event;
+  EXPECT_FALSE(event.is_set());
+  EXPECT_FALSE(event.wait_for(0ms));
+  const int fd = event.fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_FALSE(readable(fd));
+  event.set();
+  EXPECT_TRUE(event.is_set());
+  EXPECT_TRUE(event.wait_for(0ms));
+  EXPECT_TRUE(readable(fd));
+  event.clear();
+  EXPECT_FALSE(event.is_set());
+  EXPECT_FALSE(readable(fd));
+
+  // A foreign poll() loop and a waiter, both released by a set() from another thread.
+  std::atomic<bool> waited{false};
+  std::thread waiter([&] { waited = event.wait_for(kPatience); });
+  std::thread setter([&] {
+    std::this_thread::sleep_for(20ms);  // makes it likely poll() blocks first
+    event.set();
+  });
+  struct pollfd p {};
+  p.fd = fd;
+  p.events = POLLIN;
+  const int n = ::poll(&p, 1, static_cast<int>(kPatience.count() * 1000));
+  setter.join();
+  waiter.join();
+  EXPECT_EQ(n, 1);
+  EXPECT_TRUE(p.revents & POLLIN);
+  EXPECT_TRUE(waited.load());
+  EXPECT_TRUE(event.is_set());
+}
+
+TEST(WaitableEventStandalone, HasNoLoopAndNoAsync) {
+  evcxx::WaitableEvent event;
+  EXPECT_THROW(event.loop(), std::logic_error);
+  EXPECT_THROW(event.async(), std::logic_error);
+  event.set();  // and still works
+  EXPECT_TRUE(event.is_set());
+}
+
+// --- created and destroyed on any thread -------------------------------------------------------
+
+// A thread other than the loop's creates an event for a LoopThread's loop, sets it (at once, or
+// once the loop certainly registered it), sees on_set run on the loop thread, and destroys it.
+TEST(WaitableEventAnyThread, MadeAndDestroyedOffTheLoopThreadAnnouncesOnTheLoopThread) {
+  constexpr int kRounds = 40;
+  evcxx::LoopThread thread("we-any");
+  std::atomic<int> on_loop_thread{0};
+  std::atomic<int> elsewhere{0};
+  std::atomic<int> delivered_rounds{0};
+  std::thread maker([&] {
+    for (int round = 0; round < kRounds; ++round) {
+      evcxx::WaitableEvent delivered;
+      {
+        evcxx::WaitableEvent event(thread.loop(), [&] {
+          (thread.in_loop_thread() ? on_loop_thread : elsewhere)++;
+          delivered.set();
+        });
+        EXPECT_EQ(&event.loop(), &thread.loop());
+        if (round % 2 == 1) thread.submit([] {}).get();  // registered by now
+        event.set();
+        if (delivered.wait_for(kPatience)) ++delivered_rounds;
+      }
+    }
+  });
+  maker.join();
+  EXPECT_EQ(delivered_rounds.load(), kRounds);
+  EXPECT_EQ(on_loop_thread.load(), kRounds);
+  EXPECT_EQ(elsewhere.load(), 0);
+}
+
+// Made on one side, destroyed on the other, both ways round.
+TEST(WaitableEventAnyThread, MadeOnOneThreadDestroyedOnTheOther) {
+  evcxx::LoopThread thread("we-swap");
+  std::atomic<int> calls{0};
+  evcxx::WaitableEvent delivered;
+
+  // Made off the loop thread, destroyed on it.
+  auto event = std::make_unique<evcxx::WaitableEvent>(thread.loop(), [&] {
+    ++calls;
+    delivered.set();
+  });
+  event->set();
+  ASSERT_TRUE(delivered.wait_for(kPatience));
+  thread.submit([&] { event.reset(); }).get();
+  EXPECT_EQ(calls.load(), 1);
+
+  // Made on the loop thread, destroyed off it.
+  delivered.clear();
+  thread
+      .submit([&] {
+        event = std::make_unique<evcxx::WaitableEvent>(thread.loop(), [&] {
+          ++calls;
+          delivered.set();
+        });
+        EXPECT_TRUE(event->async().active());  // registered at once on the loop thread
+      })
+      .get();
+  event->set();
+  ASSERT_TRUE(delivered.wait_for(kPatience));
+  event.reset();
+  EXPECT_EQ(calls.load(), 2);
+  thread.submit([] {}).get();  // the loop thread tore the announcement down; ASan checks the rest
+}
+
+// Once the destructor returned on another thread, on_set never runs for that event, even with an
+// announcement in flight.
+TEST(WaitableEventAnyThread, OnSetNeverRunsAfterTheDestructorReturned) {
+  constexpr int kRounds = 300;
+  evcxx::LoopThread thread("we-late");
+  std::atomic<int> late{0};
+  std::atomic<int> calls{0};
+  for (int round = 0; round < kRounds; ++round) {
+    auto destroyed = std::make_shared<std::atomic<bool>>(false);
+    {
+      evcxx::WaitableEvent event(thread.loop(), [&, destroyed] {
+        ++calls;
+        if (destroyed->load()) ++late;
+      });
+      if (round % 3 == 0) thread.submit([] {}).get();
+      event.set();
+      if (round % 2 == 0) std::this_thread::yield();
+    }
+    destroyed->store(true);
+  }
+  thread.submit([] {}).get();
+  thread.submit([] {}).get();  // anything still pending has had its chance
+  EXPECT_EQ(late.load(), 0);
+  std::printf("%d of %d announcements delivered before the destructor\n", calls.load(), kRounds);
+}
+
+// A destructor on another thread waits for an on_set that is running (so on_set may use what the
+// destroying thread still owns), and does not wait when on_set itself is done.
+TEST(WaitableEventAnyThread, DestructorOnAnotherThreadWaitsForARunningOnSet) {
+  evcxx::LoopThread thread("we-wait");
+  evcxx::WaitableEvent entered;
+  evcxx::WaitableEvent go_on;
+  std::atomic<bool> destructor_returned{false};
+  std::atomic<bool> returned_while_on_set_ran{false};
+  auto event = std::make_unique<evcxx::WaitableEvent>(thread.loop(), [&] {
+    entered.set();
+    EXPECT_TRUE(go_on.wait_for(kPatience));
+    if (destructor_returned.load()) returned_while_on_set_ran = true;
+  });
+  event->set();
+  ASSERT_TRUE(entered.wait_for(kPatience));
+  std::thread destroyer([&] {
+    event.reset();
+    destructor_returned = true;
+  });
+  std::this_thread::sleep_for(
+      50ms);  // makes it likely the destructor is waiting; correct either way
+  EXPECT_FALSE(destructor_returned.load());
+  go_on.set();
+  destroyer.join();
+  EXPECT_TRUE(destructor_returned.load());
+  EXPECT_FALSE(returned_while_on_set_ran.load());
+}
+
+// Keep-alive is as for an event made on the loop thread: with on_set it keeps run() going, without
+// it it does not, and once destroyed (anywhere) it no longer does.
+TEST(WaitableEventAnyThread, KeepAliveIsTheSameWhenMadeOnAnotherThread) {
+  evcxx::Loop loop;
+  int calls = 0;
+  std::unique_ptr<evcxx::WaitableEvent> quiet;
+  std::unique_ptr<evcxx::WaitableEvent> announced;
+  std::thread([&] {
+    quiet = std::make_unique<evcxx::WaitableEvent>(loop);
+    announced = std::make_unique<evcxx::WaitableEvent>(loop, [&] { ++calls; });
+    announced->set();  // before the loop registered it: announced all the same
+    quiet->set();
+  }).join();
+  loop.stop();
+  Watchdog dog(loop);
+  EXPECT_TRUE(loop.run());  // stopped with the announcing event still active
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(announced->async().active());
+  EXPECT_FALSE(quiet->async().active());
+  std::thread([&] { announced.reset(); }).join();
+  EXPECT_FALSE(loop.run());  // the loop tore the announcement down: nothing keeps it alive
+  std::thread([&] { quiet.reset(); }).join();
+  EXPECT_FALSE(loop.run());
+  dog.disarm();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(calls, 1);
+}
+
+// A stopped LoopThread refuses posts; an event made for it afterwards still works for waiters and
+// its fd, on_set just never runs, and nothing leaks (ASan) when it and the thread are destroyed.
+TEST(WaitableEventAnyThread, MadeForAStoppedLoopThread) {
+  auto thread = std::make_unique<evcxx::LoopThread>("we-stop");
+  thread->stop();
+  thread->join();
+  int calls = 0;
+  {
+    evcxx::WaitableEvent event(thread->loop(), [&] { ++calls; });
+    const int fd = event.fd();
+    std::thread([&] { event.set(); }).join();
+    EXPECT_TRUE(event.wait_for(0s));
+    EXPECT_TRUE(readable(fd));
+  }
+  evcxx::WaitableEvent survivor(thread->loop(), [&] { ++calls; });
+  survivor.set();
+  thread.reset();  // the Loop dies with the event's registration still queued
+  EXPECT_TRUE(survivor.is_set());
+  EXPECT_THROW(survivor.async().start(), std::logic_error);  // detached, as after any Loop death
+  survivor.clear();
+  EXPECT_FALSE(survivor.wait_for(1ms));
+  EXPECT_EQ(calls, 0);
+}
+
+// --- memory ordering ---------------------------------------------------------------------------
+
+// Plain (non-atomic) writes made before set() are visible after wait() returned, after is_set()
+// returned true, and in on_set. TSan reports a data race if any of these lacked its edge.
+TEST(WaitableEventOrdering, WritesBeforeSetAreVisibleToWaitIsSetAndOnSet) {
+  constexpr int kRounds = 200;
+  evcxx::LoopThread thread("we-order");
+  for (int round = 0; round < kRounds; ++round) {
+    struct Payload {
+      int number = 0;
+      std::vector<int> list;
+    };
+    auto payload = std::make_unique<Payload>();
+    int seen_in_on_set = -1;  // written by on_set, read here after `reported`
+    evcxx::WaitableEvent reported;
+    auto event = std::make_unique<evcxx::WaitableEvent>(thread.loop(), [&] {
+      seen_in_on_set = payload->number + static_cast<int>(payload->list.size());
+      reported.set();
+    });
+    std::thread setter([&] {
+      payload->number = round;
+      payload->list.assign(3, round);
+      event->set();
+    });
+    switch (round % 2) {
+      case 0:
+        event->wait();
+        break;
+      default:
+        while (!event->is_set()) {
+        }
+        break;
+    }
+    EXPECT_EQ(payload->number, round);
+    EXPECT_EQ(payload->list.size(), 3u);
+    ASSERT_TRUE(reported.wait_for(kPatience));
+    EXPECT_EQ(seen_in_on_set, round + 3);
+    setter.join();
+    event.reset();
+  }
+}
+
+// An announcing event holds the loop exactly like one active watcher: one unref() lets run()
+// return, whether the event was made on the loop thread or elsewhere.
+TEST(WaitableEventLoop, AnnouncementHoldsOneReference) {
+  evcxx::Loop loop;
+  evcxx::WaitableEvent here(loop, [] {});
+  ASSERT_TRUE(here.async().active());
+  loop.unref();
+  Watchdog dog(loop);
+  EXPECT_FALSE(loop.run());
+  loop.ref();
+  std::unique_ptr<evcxx::WaitableEvent> elsewhere;
+  std::thread([&] { elsewhere = std::make_unique<evcxx::WaitableEvent>(loop, [] {}); }).join();
+  loop.unref();
+  loop.unref();
+  EXPECT_FALSE(loop.run());  // registered it, and two references are all it has
+  EXPECT_TRUE(elsewhere->async().active());
+  loop.ref();
+  loop.ref();
+  dog.disarm();
+  EXPECT_FALSE(dog.fired());
+}
+
+// on_set destroys its event and runs the loop again while the event's registration (made outside
+// run(), completed early by async()) is still queued: the block is freed once, after on_set.
+TEST(WaitableEventLoop, OnSetDestroysItsEventAndRunsTheLoopAgain) {
+  evcxx::Loop loop;
+  int calls = 0;
+  std::unique_ptr<evcxx::WaitableEvent> event;
+  event = std::make_unique<evcxx::WaitableEvent>(loop, [&] {
+    ++calls;
+    event.reset();
+    loop.run(evcxx::Run::nowait);  // runs the queued registration of the dead event
+  });
+  evcxx::Async& announcer = event->async();
+  ASSERT_TRUE(announcer.active());
+  event->set();
+  announcer.invoke();  // on_set now, before the loop ran the registration
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(event, nullptr);
+  EXPECT_FALSE(loop.run());
+  EXPECT_EQ(calls, 1);
 }

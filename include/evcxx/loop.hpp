@@ -18,9 +18,18 @@
 namespace evcxx {
 
 class LoopThread;
+class WaitableEvent;
 
 namespace detail {
 class WatcherLink;
+
+// Work handed to a Loop's thread from any thread without allocating (an intrusive list): run at
+// the loop's next wake-up, or by ~Loop (the loop still alive) if no run() came. WaitableEvent
+// registers and tears down its announcement this way.
+struct LoopChore {
+  void (*run)(LoopChore* self) noexcept = nullptr;  // may delete *self
+  LoopChore* next = nullptr;
+};
 
 // A posted task, type-erased without std::function: post() moves the callable straight into a
 // queue slot of task_inline_size bytes, or boxes it on the heap when it is bigger, over-aligned or
@@ -328,7 +337,13 @@ class EVCXX_API Loop {
   struct Impl;
   friend class detail::WatcherLink;
   friend class LoopThread;
+  friend class WaitableEvent;
   Loop(struct ev_loop* loop, bool owned);
+  // ANY thread (not signal handlers): queues chore for the loop thread (see detail::LoopChore).
+  void add_chore(detail::LoopChore& chore) noexcept;
+  void run_chores() noexcept;
+  // ANY thread: true when the caller is inside this Loop's run() (so it is the loop thread).
+  bool running_on_this_thread() const noexcept;
   void rethrow_captured();
   void on_wakeup() noexcept;
   // Queues the task at `source` (moving from it only on success); false once posts are closed.

@@ -15,8 +15,27 @@
 namespace evcxx {
 
 // A level-triggered event in the style of a pipe: set from anywhere (threads, signal handlers),
-// waited on from any thread, polled as a file descriptor by foreign code, and announced to the
-// loop through an ev_async.
+// waited on from any thread, polled as a file descriptor by foreign code, and, when made with a
+// Loop, announced to that loop through an ev_async.
+//
+// Thread safety. set(), clear() and is_set() are for ANY thread and for signal handlers; wait(),
+// wait_for(), wait_until() and fd() for ANY thread; the constructors and the destructor for ANY
+// thread; async() for the loop thread. on_set runs on the loop thread.
+//
+// Lifetime. As with std::latch and absl::Notification, a thread whose wait(), wait_for() or
+// wait_until() returned true, or that saw is_set() return true, may destroy the event at once,
+// even while the set() that released it is still returning on another thread: the destructor
+// waits for the few instructions set() and clear() have left (they never block). Any other call
+// must have returned. Once the destructor returned, on_set does not run again; on another thread
+// than the loop's it waits for an on_set that is running, so on_set must not wait for that
+// thread. The Loop may be destroyed first: waiters, is_set() and fd() keep working.
+// Design: libev starts and stops an ev_async only on its loop thread, so an event made or
+// destroyed elsewhere hands that to the loop thread through a Loop-internal list (run at its next
+// wake-up, or by ~Loop); Loop::post is not used, so a stopped LoopThread refuses nothing.
+//
+// Memory ordering. Everything a thread wrote before set() is visible to a thread whose wait(),
+// wait_for() or wait_until() returned true, or whose is_set() returned true, because of that
+// set(), and to the on_set it causes: set() is a release, each of those an acquire.
 //
 // Do not wait() on the loop's own thread for a set() that only that loop would make: the loop
 // cannot run while its thread is blocked, so that is a deadlock.
@@ -24,13 +43,17 @@ namespace evcxx {
 // Linux only (futex and eventfd).
 class EVCXX_API WaitableEvent {
  public:
-  // on_set, if given, runs on the loop thread after set() makes the event set: once per time the
-  // loop observes it newly set, and not if it was cleared again before the loop got to it. With
-  // on_set the event keeps the loop alive like an active Async; without it, it does not.
-  // Loop thread.
+  // A standalone event: set / clear / is_set / wait* / fd, no loop and no on_set. Allocates
+  // nothing.
+  WaitableEvent() noexcept;
+  // An event announced to loop. on_set, if given, runs on the loop thread after set() makes the
+  // event set: once per time the loop observes it newly set, and not if it was cleared again
+  // before the loop got to it. With on_set the event keeps the loop alive like an active Async;
+  // without it, it does not. ANY thread; allocates a small block shared with the loop thread.
+  // Inside the loop's run() its Async is set up at once; elsewhere (another thread, or outside
+  // run()) at the loop's next wake-up, or by async() on the loop thread, whichever comes first.
   explicit WaitableEvent(Loop& loop, std::function<void()> on_set = {});
-  // Closes the fd. Threads still waiting must be gone: destroy the event after they return.
-  // Loop thread.
+  // Closes the fd. Threads still blocked in a wait must be gone (see Lifetime). ANY thread.
   ~WaitableEvent();
 
   WaitableEvent(const WaitableEvent&) = delete;
@@ -74,11 +97,18 @@ class EVCXX_API WaitableEvent {
   // returns -1 with errno set if it cannot be created. Never read or write it yourself.
   int fd() const noexcept;
 
-  // The Async that announces set() to the loop (for its priority, say). Loop thread.
-  Async& async() noexcept { return async_; }
-  Loop& loop() const noexcept { return async_.loop(); }
+  // The Async that announces set() to the loop (for its priority, say). Loop thread; completes a
+  // registration made off the loop thread that the loop has not reached yet. Works after the Loop
+  // died (it is then detached). Throws std::logic_error on a standalone event.
+  Async& async();
+  // The Loop given to the constructor; only while it lives. Throws std::logic_error on a
+  // standalone event.
+  Loop& loop() const;
 
  private:
+  // Shared with the loop thread: the Async, on_set and the state of its registration.
+  struct Announcer;
+
   // now + timeout on the steady clock, saturated to time_point::max() (no deadline) instead of
   // overflowing.
   template <class Rep, class Period>
@@ -101,15 +131,21 @@ class EVCXX_API WaitableEvent {
   bool wait_until_steady(std::chrono::steady_clock::time_point deadline) noexcept;
   // Makes fd() readable exactly when the event is set; lock-free and async-signal-safe.
   void sync_fd() const noexcept;
+  // Returns once no set() or clear() is still running on another thread.
+  void wait_for_calls_in_flight() const noexcept;
 
   // Bit 0: set. Bits 1..31: a generation counted up by every set, so a wait is released by a
   // set() even if a clear() follows before the waiter runs.
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> waiters_{0};
   std::atomic<std::uint32_t> spin_misses_{0};  // adapts how often wait() spins before sleeping
+  // set() and clear() calls between their first write and their last access: the destructor
+  // waits for none to be left, so the set() that released a waiter never touches freed memory.
+  std::atomic<std::uint32_t> calls_in_flight_{0};
   mutable std::atomic<int> fd_{-1};
-  bool announce_;  // an on_set was given: set() sends to the loop
-  Async async_;
+  Loop* const loop_ = nullptr;
+  Announcer* const announcer_ = nullptr;  // with a Loop
+  const bool announce_ = false;           // an on_set was given: set() sends to the loop
 };
 
 }  // namespace evcxx
