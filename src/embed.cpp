@@ -94,6 +94,12 @@ void Embed::sweep() {
     throw std::logic_error(
         "evcxx: Embed::sweep() after its inner Loop was destroyed; set() a live inner loop");
   }
+  if (inner_loop->in_release_hook()) {
+    // libev would abort ("ev_loop recursion during release detected").
+    throw std::logic_error(
+        "evcxx: Embed::sweep() inside the inner loop's release/acquire hook; the hooks may only "
+        "lock and unlock");
+  }
   ev_embed_sweep(raw_loop_, &watcher_);
   // Only the inner loop from here on: an inner callback may have destroyed this Embed.
   if (std::exception_ptr error = inner_loop->take_exception()) std::rethrow_exception(error);

@@ -223,6 +223,29 @@ bool Loop::posts_closed_and_drained() const noexcept {
   return impl_->tasks.closed_and_drained();
 }
 
+bool Loop::in_release_hook() const noexcept {
+  return impl_->in_poll_hook;
+}
+
+void Loop::verify() {
+  if (unrefs_ > 0) {
+    // libev allows its count of referencing watchers down to -1 and aborts below; raw libev
+    // watchers of C code are not counted here, so this errs towards throwing.
+    int held = 0;
+    for (const detail::WatcherLink* w = watchers_; w != nullptr; w = w->next_) {
+      if (w->holds_reference()) ++held;
+    }
+    if (unrefs_ > held + 1) {
+      throw std::logic_error("evcxx: Loop::verify(): unref() was called " +
+                             std::to_string(unrefs_) + " times more than ref(), but only " +
+                             std::to_string(held) +
+                             " active watchers hold the loop (libev would abort); call ref() "
+                             "before stopping a watcher whose reference you gave up");
+    }
+  }
+  ev_verify(loop_);
+}
+
 void Loop::add_chore(detail::LoopChore& chore) noexcept {
   detail::LoopChore* head = impl_->chores.load(std::memory_order_relaxed);
   do {

@@ -314,6 +314,29 @@ TEST(Embed, InnerDescriptorClosedUnderTwoWatchersNeverReachesLibev) {
   EXPECT_FALSE(second.active());
 }
 
+// libev asserts ("ev_loop recursion during release detected") when a loop runs inside its own
+// release hook; sweep() runs the inner loop.
+TEST(Embed, SweepInsideTheInnerLoopsReleaseHookIsALogicErrorNotAnAbort) {
+  REQUIRE_EMBEDDABLE(inner);
+  Loop outer;
+  Embed embed(outer, evcxx::deferred, *inner);
+  int attempts = 0;
+  int logic_errors = 0;
+  auto try_to_sweep = [&] {
+    if (attempts++ < 2) {
+      try {
+        embed.sweep();
+      } catch (const std::logic_error&) {
+        ++logic_errors;
+      }
+    }
+  };
+  inner->set_release_hooks(try_to_sweep, try_to_sweep);
+  embed.sweep();
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(logic_errors, 2);  // from the release and from the acquire hook
+}
+
 TEST(Embed, EmbeddingALoopInItselfIsAnInvalidArgument) {
   REQUIRE_EMBEDDABLE(loop);
   EXPECT_THROW(Embed(*loop, *loop), std::invalid_argument);

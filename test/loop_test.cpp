@@ -809,3 +809,22 @@ TEST(LoopHooks, RunInsideAReleaseHookIsALogicErrorNotAnAbort) {
   EXPECT_EQ(logic_errors, 2);  // from the release and from the acquire hook
   EXPECT_EQ(calls, 1);
 }
+
+// libev's ev_verify() asserts that its count of referencing watchers is at least -1.
+TEST(Loop, VerifyAfterMoreUnrefsThanReferencesIsALogicErrorNotAnAbort) {
+  evcxx::Loop loop;
+  evcxx::Async held(loop, [] {});
+  loop.unref();  // the usual idiom: the Async does not keep run() going
+  loop.verify();
+  loop.unref();  // one more than any watcher holds: libev's count is -1, which it still allows
+  loop.verify();
+  loop.unref();  // -2: ev_verify() would abort
+  EXPECT_THROW(loop.verify(), std::logic_error);
+  held.stop();  // stopped without ref() first: the count drops again
+  EXPECT_THROW(loop.verify(), std::logic_error);
+  loop.ref();
+  loop.ref();
+  loop.ref();
+  loop.verify();  // balanced again
+  EXPECT_FALSE(loop.run(evcxx::Run::nowait));
+}

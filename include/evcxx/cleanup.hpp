@@ -34,6 +34,7 @@ class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
 
  private:
   bool detach_after_loop_destroy() const noexcept override { return true; }
+  bool holds_reference() const noexcept override { return false; }  // libev unrefs it
 };
 
 }  // namespace evcxx

@@ -292,15 +292,23 @@ class EVCXX_API Loop {
   Backend backend() const noexcept { return static_cast<Backend>(ev_backend(loop_)); }
   // Call in the child after fork() before using the loop there (ev_loop_fork).
   void fork() noexcept { ev_loop_fork(loop_); }
-  // ev_ref / ev_unref: whether an active watcher keeps run() from returning.
-  void ref() noexcept { ev_ref(loop_); }
-  void unref() noexcept { ev_unref(loop_); }
+  // ev_ref / ev_unref: whether an active watcher keeps run() from returning. Call unref() after
+  // starting a watcher that should not keep the loop alive, and ref() before stopping it.
+  void ref() noexcept {
+    --unrefs_;
+    ev_ref(loop_);
+  }
+  void unref() noexcept {
+    ++unrefs_;
+    ev_unref(loop_);
+  }
   // Latency/throughput trade-offs (ev_set_io_collect_interval / ev_set_timeout_collect_interval).
   // Throw std::invalid_argument for a negative or NaN interval.
   void set_io_collect_interval(std::chrono::duration<double> interval);
   void set_timeout_collect_interval(std::chrono::duration<double> interval);
-  // ev_verify: checks libev's internal consistency (aborts inside libev if it is broken).
-  void verify() noexcept { ev_verify(loop_); }
+  // ev_verify: checks libev's internal consistency. Throws std::logic_error where libev would
+  // abort because unref() was called more often than ref() plus the active watchers hold.
+  void verify();
 
   // Running the loop under the user's own mutex (libev's ev_set_loop_release_cb): release runs
   // before the loop blocks, acquire after it wakes. Both or neither; empty functions uninstall.
@@ -338,6 +346,7 @@ class EVCXX_API Loop {
   friend class detail::WatcherLink;
   friend class LoopThread;
   friend class WaitableEvent;
+  friend class Embed;  // sweep() must not run the inner loop inside its release hook
   Loop(struct ev_loop* loop, bool owned);
   // ANY thread (not signal handlers): queues chore for the loop thread (see detail::LoopChore).
   void add_chore(detail::LoopChore& chore) noexcept;
@@ -352,11 +361,14 @@ class EVCXX_API Loop {
   // For LoopThread: refuse posts from now on; run() returns once every accepted task ran.
   void close_posts() noexcept;
   bool posts_closed_and_drained() const noexcept;
+  // A release or acquire hook (set_release_hooks) is running: libev forbids running the loop.
+  bool in_release_hook() const noexcept;
 
   struct ev_loop* loop_;
   bool owned_;
   std::unique_ptr<Impl> impl_;
   detail::WatcherLink* watchers_ = nullptr;  // intrusive list of attached watchers
+  int unrefs_ = 0;                           // unref() calls minus ref() calls, for verify()
   std::exception_ptr error_;
 };
 

@@ -44,6 +44,9 @@ class EVCXX_API WatcherLink {
   // True for watchers libev itself runs while destroying the loop (Cleanup): ~Loop detaches them
   // after ev_loop_destroy() instead of before.
   virtual bool detach_after_loop_destroy() const noexcept { return false; }
+  // Whether this link holds one of libev's loop references now (an active user watcher, except
+  // Cleanup); Loop::verify() compares them with the caller's unref() calls.
+  virtual bool holds_reference() const noexcept { return false; }
 
   // Throws std::logic_error naming the operation when the Loop is gone.
   void require_attached(const char* operation) const;
@@ -155,6 +158,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   Derived& self() noexcept { return static_cast<Derived&>(*this); }
 
   void stop_for_detach() noexcept final { self().stop_native(); }
+  bool holds_reference() const noexcept override { return active(); }
 
   // libev calls this; no exception may unwind through its frames.
   static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
