@@ -62,8 +62,8 @@ class ErrnoGuard {
 // are for the loop thread only, so the Async lives here, created and destroyed on the loop thread,
 // and this block outlives the event until the loop thread let go of it.
 struct WaitableEvent::Announcer final : detail::LoopChore {
-  Announcer(Loop& loop, WaitableEvent& event, std::function<void()> on_set)
-      : loop(loop), owner(&event), has_on_set(static_cast<bool>(on_set)) {
+  Announcer(Loop& target, WaitableEvent& event, std::function<void()> on_set)
+      : loop(target), owner(&event), has_on_set(static_cast<bool>(on_set)) {
     run = &Announcer::run_chore;
     // The Async's callback owns on_set, so on_set may destroy the event.
     callback = [this, on_set = std::move(on_set)] {
