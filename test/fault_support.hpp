@@ -28,6 +28,8 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <evcxx/error.hpp>
+
 #include "support.hpp"
 
 namespace evcxx_fault {
@@ -100,13 +102,14 @@ FaultRun fail_each_allocation(const char* what, Op&& op, AfterFailure&& after_fa
     const long live_after = live_allocations();
     if (!failed) {
       if (error) ADD_FAILURE() << what << " threw with no allocation failing: " << describe(error);
+      ::testing::Test::RecordProperty(std::string(what) + ": failing allocations", run.failures);
       return run;
     }
     if (error) {
       ++run.failures;
       if (!is_bad_alloc(error)) {
-        ADD_FAILURE() << what << ": allocation " << n << " failed, and it threw "
-                      << describe(error) << " instead of std::bad_alloc";
+        ADD_FAILURE() << what << ": allocation " << n << " failed, and it threw " << describe(error)
+                      << " instead of std::bad_alloc";
       }
       if (check_live && live_after != live_before) {
         ADD_FAILURE() << what << ": allocation " << n << " failed, and " << live_after - live_before
@@ -207,6 +210,11 @@ inline void warm_up_exception_types() {
   }
   try {
     throw std::runtime_error("warm-up");
+  } catch (const std::runtime_error& e) {
+    touch(e);
+  }
+  try {
+    throw evcxx::Error("warm-up");
   } catch (const std::runtime_error& e) {
     touch(e);
   }

@@ -3,6 +3,7 @@
 // Each must give the contract's exception, leave every object usable and leak nothing.
 
 #include <dirent.h>
+#include <execinfo.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
@@ -26,6 +27,9 @@
 
 #include "fault_support.hpp"
 #include "support.hpp"
+
+// GCC 12 warns, wrongly, that std::optional<watcher>::reset() may read an empty payload.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 using namespace std::chrono_literals;
 using evcxx_fault::Ballast;
@@ -136,8 +140,7 @@ void* operator new[](std::size_t size, std::align_val_t alignment) {
 void* operator new(std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept {
   return allocate(size, static_cast<std::size_t>(alignment));
 }
-void* operator new[](std::size_t size, std::align_val_t alignment,
-                     const std::nothrow_t&) noexcept {
+void* operator new[](std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept {
   return allocate(size, static_cast<std::size_t>(alignment));
 }
 void operator delete(void* block) noexcept {
@@ -261,6 +264,18 @@ TEST(AllocationFailure, LoopConstruction) {
   expect_loop_works(*survivor);
 }
 
+TEST(AllocationFailure, DefaultLoopCreation) {
+  if (ev_default_loop_uc_() != nullptr) GTEST_SKIP() << "libev's default loop exists already";
+  evcxx::Loop* loop = nullptr;
+  const auto run = fail_each_allocation(
+      "Loop::default_loop()", [&] { loop = &evcxx::Loop::default_loop(); }, [] {});
+  EXPECT_GT(run.failures, 0);
+  ASSERT_NE(loop, nullptr);
+  EXPECT_TRUE(loop->is_default());
+  EXPECT_EQ(loop, &evcxx::Loop::default_loop());
+  expect_loop_works(*loop);
+}
+
 TEST(AllocationFailure, BorrowedLoopConstruction) {
   struct ev_loop* raw = ev_loop_new(EVFLAG_AUTO);
   ASSERT_NE(raw, nullptr);
@@ -377,10 +392,9 @@ TEST(AllocationFailure, IoConstruction) {
       "second Io",
       [&] {
         second.reset();
-        second.emplace(loop, other.read.get(), evcxx::IoEvent::readable,
-                       [&second_readable, b = Ballast{}](evcxx::IoEvents) {
-                         second_readable = true;
-                       });
+        second.emplace(
+            loop, other.read.get(), evcxx::IoEvent::readable,
+            [&second_readable, b = Ballast{}](evcxx::IoEvents) { second_readable = true; });
       },
       [&] { expect_loop_works(loop); });
   evcxx_test::write_all(other.write.get(), "y");
@@ -421,7 +435,8 @@ TEST(AllocationFailure, PeriodicConstructionInEveryMode) {
             loop,
             [b = Ballast{}](evcxx::Periodic&, evcxx::Timestamp now) {
               const std::string scratch(100, 'x');  // 1 ms, computed the expensive way
-              return now + std::chrono::duration<double>(1e-5 * static_cast<double>(scratch.size()));
+              return now +
+                     std::chrono::duration<double>(1e-5 * static_cast<double>(scratch.size()));
             },
             [&, b = Ballast{}] {
               fired |= 4;
@@ -604,7 +619,7 @@ TEST(AllocationFailure, WaitableEventConstruction) {
 
 // A thread's first post registers its lane (a segment, the lane, a new lane array); a failed
 // registration queues nothing and leaves the task with the caller.
-void first_posts_fail_cleanly(evcxx::Loop& loop, int& runs, CountingTask& task) {
+void first_posts_fail_cleanly(evcxx::Loop& loop, CountingTask& task) {
   const auto run = fail_each_allocation(
       "first post", [&] { loop.post(std::move(task)); },
       [&] { EXPECT_NE(task.payload, nullptr) << "a failed post consumed its task"; });
@@ -616,7 +631,7 @@ TEST(AllocationFailure, FirstPostFromAThreadRegistersItsLane) {
   evcxx::Loop loop;
   int runs = 0;
   CountingTask task{std::make_unique<int>(1), &runs};
-  first_posts_fail_cleanly(loop, runs, task);
+  first_posts_fail_cleanly(loop, task);
   EXPECT_EQ(task.payload, nullptr);
   loop.run(evcxx::Run::nowait);
   EXPECT_EQ(runs, 1);
@@ -625,7 +640,7 @@ TEST(AllocationFailure, FirstPostFromAThreadRegistersItsLane) {
   int other_runs = 0;
   std::thread([&] {
     CountingTask other{std::make_unique<int>(1), &other_runs};
-    first_posts_fail_cleanly(loop, other_runs, other);
+    first_posts_fail_cleanly(loop, other);
   }).join();
   EXPECT_TRUE(run_until(loop, [&] { return other_runs == 1; }));
   expect_loop_works(loop);
@@ -661,7 +676,9 @@ TEST(AllocationFailure, BoxedTaskFailsAfterItsSlotWasClaimed) {
   int function_runs = 0;
   fail_each_allocation(
       "std::function post",
-      [&] { loop.post(std::function<void()>([&function_runs, b = Ballast{}] { ++function_runs; })); },
+      [&] {
+        loop.post(std::function<void()>([&function_runs, b = Ballast{}] { ++function_runs; }));
+      },
       [] {});
   EXPECT_TRUE(run_until(loop, [&] { return runs == 1 && function_runs == 1; }));
   loop.run(evcxx::Run::nowait);
@@ -751,6 +768,7 @@ TEST(AllocationFailure, SetReleaseHooksAndInvokePendingHook) {
 // --- allocation failure: LoopThread and LoopPool -----------------------------------------------
 
 TEST(AllocationFailure, LoopThreadConstruction) {
+  { evcxx::LoopThread warm_up("fault-warm"); }  // TSan starts a thread of its own the first time
   const int threads_before = thread_count();
   std::optional<evcxx::LoopThread> thread;
   const auto run = fail_each_allocation(
@@ -759,7 +777,9 @@ TEST(AllocationFailure, LoopThreadConstruction) {
         thread.reset();
         thread.emplace("fault-lt", [b = Ballast{}](std::exception_ptr) {});
       },
-      [&] { EXPECT_TRUE(threads_return_to(threads_before)) << "a failed LoopThread left a thread"; },
+      [&] {
+        EXPECT_TRUE(threads_return_to(threads_before)) << "a failed LoopThread left a thread";
+      },
       true);
   EXPECT_GE(run.failures, 4);  // name, handler, state (with the Loop), std::thread
   ASSERT_TRUE(thread.has_value());
@@ -808,6 +828,7 @@ TEST(AllocationFailure, LoopThreadPostAndSubmit) {
 }
 
 TEST(AllocationFailure, LoopPoolConstruction) {
+  { evcxx::LoopThread warm_up("fault-warm"); }  // TSan starts a thread of its own the first time
   const int threads_before = thread_count();
   std::optional<evcxx::LoopPool> pool;
   const auto run = fail_each_allocation(
@@ -881,6 +902,11 @@ void require_no_descriptor_taken(int free_before, const std::string& what) {
 TEST(DescriptorExhaustion, LoopsThreadsAndPoolsThrowEmfileAndWorkOnceDescriptorsAreBack) {
   run_in_child([] {
     evcxx::Loop::default_loop();  // its own case is below
+    {
+      // UBSan checks each polymorphic type once, through a pipe: let it see these types now.
+      evcxx::LoopPool pool(3, "fault-fd");
+      require(pool[0].submit([] { return 1; }).get() == 1, "LoopPool");
+    }
     for (int spare = 0; spare <= 2; ++spare) {
       const std::string with = " with " + std::to_string(spare) + " descriptors free";
       struct ev_loop* raw = ev_loop_new(EVFLAG_AUTO);
@@ -950,6 +976,63 @@ TEST(DescriptorExhaustion, DefaultLoopCreationThrowsEmfile) {
   }
 }
 
+namespace {
+
+// One watcher of every kind (and a WaitableEvent) on `loop`, each recording its event in `fired`.
+struct EveryWatcher {
+  EveryWatcher(evcxx::Loop& loop, evcxx::Loop& signalfd_loop, evcxx::Loop* inner,
+               evcxx::Loop& default_loop, Pipe& pipe, Pipe& inner_pipe, const char* path)
+      : async(loop, [this] { fired |= 1; }),
+        signal(loop, SIGUSR1, [this] { fired |= 2; }),
+        signalfd_signal(signalfd_loop, SIGUSR2, [this] { fired |= 4; }),
+        timer(loop, 1ms, [this] { fired |= 8; }),
+        periodic(loop, evcxx::Clock::now() + 1ms, [this] { fired |= 16; }),
+        io(loop, pipe.read.get(), evcxx::IoEvent::readable,
+           [this, fd = pipe.read.get()](evcxx::IoEvents) {
+             fired |= 32;
+             char c;
+             static_cast<void>(::read(fd, &c, 1));
+           }),
+        idle(loop,
+             [this] {
+               fired |= 64;
+               idle.stop();
+             }),
+        prepare(loop, [this] { fired |= 128; }),
+        check(loop, [this] { fired |= 256; }),
+        stat(loop, path, 0.1s, [this] { stat_changed = true; }),
+        event(loop, [this] { ++announced; }),
+        child(default_loop, 0, [this] { child_reaped = true; }) {
+    if (inner != nullptr) {
+      embed.emplace(loop, *inner);
+      inner_io.emplace(*inner, inner_pipe.read.get(), evcxx::IoEvent::readable,
+                       [this](evcxx::IoEvents) { inner_fired = true; });
+    }
+  }
+
+  int fired = 0;
+  bool stat_changed = false;
+  int announced = 0;
+  bool inner_fired = false;
+  bool child_reaped = false;
+  evcxx::Async async;
+  evcxx::Signal signal;
+  evcxx::Signal signalfd_signal;
+  evcxx::Timer timer;
+  evcxx::Periodic periodic;
+  evcxx::Io io;
+  evcxx::Idle idle;
+  evcxx::Prepare prepare;
+  evcxx::Check check;
+  evcxx::Stat stat;
+  evcxx::WaitableEvent event;
+  evcxx::Child child;
+  std::optional<evcxx::Embed> embed;
+  std::optional<evcxx::Io> inner_io;
+};
+
+}  // namespace
+
 // Everything that takes no new descriptor works on an existing loop while none is left, and
 // whatever needs one either falls back (inotify, timerfd, signalfd) or reports it.
 TEST(DescriptorExhaustion, WatchersEventsPostsOnExistingLoops) {
@@ -969,69 +1052,49 @@ TEST(DescriptorExhaustion, WatchersEventsPostsOnExistingLoops) {
     const int file = ::mkstemp(path);
     require(file >= 0, "mkstemp");
     ::close(file);
+    {
+      // UBSan checks each watcher type's vtable once, through a pipe: let it do so now, on a
+      // loop of its own (so that `loop` has no inotify and `signalfd_loop` no signalfd yet).
+      evcxx::Loop warm_up;
+      EveryWatcher watchers(warm_up, warm_up, inner ? &*inner : nullptr, default_loop, pipe,
+                            inner_pipe, path);
+      require(thread.submit([] { return 7; }).get() == 7, "LoopThread::submit");
+    }
 
     DescriptorHog hog;
     require(free_descriptors() == 0, "the table is full");
-    int fired = 0;
-    bool stat_changed = false;
-    int announced = 0;
-    evcxx::Async async(loop, [&] { fired |= 1; });
-    evcxx::Signal signal(loop, SIGUSR1, [&] { fired |= 2; });
-    evcxx::Signal signalfd_signal(signalfd_loop, SIGUSR2, [&] { fired |= 4; });
-    evcxx::Timer timer(loop, 1ms, [&] { fired |= 8; });
-    evcxx::Periodic periodic(loop, evcxx::Clock::now() + 1ms, [&] { fired |= 16; });
-    evcxx::Io io(loop, pipe.read.get(), evcxx::IoEvent::readable, [&](evcxx::IoEvents) {
-      fired |= 32;
-      char c;
-      static_cast<void>(::read(pipe.read.get(), &c, 1));
-    });
-    evcxx::Idle idle(loop, evcxx::deferred, [&] {
-      fired |= 64;
-      idle.stop();
-    });
-    idle.start();
-    evcxx::Prepare prepare(loop, [&] { fired |= 128; });
-    evcxx::Check check(loop, [&] { fired |= 256; });
-    evcxx::Stat stat(loop, path, 0.1s, [&] { stat_changed = true; });  // inotify: polls instead
-    evcxx::WaitableEvent event(loop, [&] { ++announced; });
-    std::optional<evcxx::Embed> embed;
-    bool inner_fired = false;
-    std::optional<evcxx::Io> inner_io;
-    if (inner) {
-      embed.emplace(loop, *inner);
-      inner_io.emplace(*inner, inner_pipe.read.get(), evcxx::IoEvent::readable,
-                       [&](evcxx::IoEvents) { inner_fired = true; });
-    }
+    EveryWatcher w(loop, signalfd_loop, inner ? &*inner : nullptr, default_loop, pipe, inner_pipe,
+                   path);
     errno = 0;
-    require(event.fd() == -1 && errno == EMFILE, "WaitableEvent::fd() returns -1 with EMFILE");
+    require(w.event.fd() == -1 && errno == EMFILE, "WaitableEvent::fd() returns -1 with EMFILE");
     require(thread.submit([] { return 7; }).get() == 7, "LoopThread::submit while exhausted");
-    int child_status = -1;
-    evcxx::Child child(default_loop, 0, [&] { child_status = 0; });
 
-    async.send();
-    event.set();
+    w.async.send();
+    w.event.set();
     ::raise(SIGUSR1);
     ::raise(SIGUSR2);
     evcxx_test::write_all(pipe.write.get(), "x");
-    require(run_until(loop, [&] { return (fired | 4) == 511 && announced == 1; }),
+    require(run_until(loop, [&] { return (w.fired | 4) == 511 && w.announced == 1; }),
             "events on a loop while descriptors are exhausted");
-    require(run_until(signalfd_loop, [&] { return (fired & 4) != 0; }),
+    require(run_until(signalfd_loop, [&] { return (w.fired & 4) != 0; }),
             "a Signal on a signalfd loop (falls back to the wake-up pipe)");
     if (inner) {
       evcxx_test::write_all(inner_pipe.write.get(), "x");
-      require(run_until(loop, [&] { return inner_fired; }), "an embedded loop's Io");
+      require(run_until(loop, [&] { return w.inner_fired; }), "an embedded loop's Io");
     }
     require_loop_works(loop, "the loop while exhausted");
     const pid_t pid = ::fork();
     require(pid >= 0, "fork");
     if (pid == 0) evcxx_test::exit_child(0);
-    require(run_until(default_loop, [&] { return child_status == 0; }), "a Child while exhausted");
+    require(run_until(default_loop, [&] { return w.child_reaped; }), "a Child while exhausted");
+    w.child.stop();
 
     hog.release();
-    require(event.fd() >= 0 && evcxx_test::readable(event.fd()),
+    require(w.event.fd() >= 0 && evcxx_test::readable(w.event.fd()),
             "WaitableEvent::fd() once descriptors are back, readable while set");
     std::ofstream(path, std::ios::app) << "changed";
-    require(run_until(loop, [&] { return stat_changed; }), "a Stat started without inotify polls");
+    require(run_until(loop, [&] { return w.stat_changed; }),
+            "a Stat started without inotify polls");
     ::unlink(path);
   });
 }
@@ -1052,4 +1115,119 @@ TEST(DescriptorExhaustion, RunAfterForkThrowsEmfile) {
     require(forked, "the next run() handles the fork");
     require_loop_works(loop, "the loop after the fork");
   });
+}
+
+// --- allocation failure anywhere ---------------------------------------------------------------
+
+namespace {
+
+// A LoopThread's and a Loop's whole life, with producers on other threads. Every exception it
+// lets out is std::bad_alloc; nothing may terminate or hang.
+void whole_life() {
+  std::atomic<int> runs{0};
+  {
+    evcxx::LoopThread thread("fault-any", [](std::exception_ptr) {});
+    thread.post([&runs] { runs.fetch_add(1); });
+    thread.post([&runs, b = Ballast{}] { runs.fetch_add(1); });
+    std::future<int> answer = thread.submit([] { return 1; });
+    std::thread producer([&] {
+      try {
+        thread.post([&runs] { runs.fetch_add(1); });
+        thread.submit([] {}).wait();
+      } catch (const std::bad_alloc&) {
+      }
+    });
+    producer.join();
+    if (answer.wait_for(30s) != std::future_status::ready) throw std::logic_error("submit hung");
+    answer.get();
+    thread.stop();
+    thread.join();
+  }
+  evcxx::Loop loop;
+  Pipe pipe;
+  bool done = false;
+  evcxx::Io io(loop, pipe.read.get(), evcxx::IoEvent::readable, [](evcxx::IoEvents) {});
+  evcxx::Timer timer(loop, 1ms, [&] { done = true; });
+  evcxx::WaitableEvent event(loop, [] {});
+  event.set();
+  std::thread([&] {
+    try {
+      loop.post([&done, b = Ballast{}] { static_cast<void>(done); });
+    } catch (const std::bad_alloc&) {
+    }
+  }).join();
+  bool expired = false;
+  evcxx::Timer limit(loop, 10s, [&] { expired = true; });
+  while (!done && !expired) {
+    try {
+      loop.run(evcxx::Run::once);
+    } catch (const std::bad_alloc&) {  // a callback's or task's: the loop goes on
+    }
+  }
+  if (!done) throw std::logic_error("the timer never fired");
+}
+
+}  // namespace
+
+// The Nth allocation on whichever thread makes it fails, for every N: no noexcept path of the
+// library may allocate (that would be std::terminate), and no failure may lose a wake-up. Each N
+// runs in a forked child, so a terminate fails the test with its message.
+TEST(AllocationFailure, AnyThreadAnyAllocationNeverTerminates) {
+  long n = 1;
+  for (; n <= 2000; ++n) {
+    bool fired = false;
+    int code = -1;
+    std::string output;
+    {
+      int out[2];
+      ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+      const pid_t child = ::fork();
+      ASSERT_GE(child, 0);
+      if (child == 0) {
+        ::dup2(out[1], 2);
+        ::alarm(60);
+        // Where it terminated, for the message.
+        std::set_terminate([] {
+          void* frames[64];
+          backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+          std::abort();
+        });
+        void* warm_up[1];
+        static_cast<void>(backtrace(warm_up, 1));  // loads the unwinder before the fault
+        int result = 0;
+        evcxx_fault::arm_any_thread(n);
+        try {
+          whole_life();
+        } catch (const std::bad_alloc&) {
+        } catch (const std::exception& e) {
+          const std::string text = std::string("unexpected: ") + e.what() + "\n";
+          static_cast<void>(::write(2, text.data(), text.size()));
+          result = 2;
+        }
+        if (result == 0 && !evcxx_fault::disarm()) result = 1;  // nothing failed: done
+        evcxx_test::exit_child(result);
+      }
+      ::close(out[1]);
+      char buffer[4096];
+      for (ssize_t got; (got = ::read(out[0], buffer, sizeof buffer)) != 0;) {
+        if (got > 0) output.append(buffer, static_cast<std::size_t>(got));
+        if (got < 0 && errno != EINTR) break;
+      }
+      ::close(out[0]);
+      int status = 0;
+      ASSERT_EQ(::waitpid(child, &status, 0), child);
+      if (WIFSIGNALED(status)) {
+        ADD_FAILURE() << "allocation " << n << " failed and the process died of signal "
+                      << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status)) << "):\n"
+                      << output;
+        continue;
+      }
+      code = WEXITSTATUS(status);
+      fired = code != 1;
+    }
+    if (code == 2) ADD_FAILURE() << "allocation " << n << " failed:\n" << output;
+    if (!fired) break;
+  }
+  EXPECT_GT(n, 20) << "the scenario allocates too little to be a test";
+  RecordProperty("allocation points", static_cast<int>(n - 1));
 }

@@ -181,16 +181,24 @@ struct Version {
 // ANY thread. Watchers are created, started, stopped and destroyed on the loop thread too.
 class EVCXX_API Loop {
  public:
-  // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one.
+  // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one, and
+  // std::system_error (EMFILE or ENFILE) when no descriptor is left for the loop's wakeup
+  // (eventfd or pipe, created here so that post(), stop() and Async never need one later).
+  // Throws std::bad_alloc when out of memory; libev's own allocations abort instead (libev
+  // offers no way to fail them).
   Loop();
   // A new loop with these flags and backends. Throws evcxx::Error if libev cannot create one
-  // (for example when none of the requested backends is supported).
+  // (for example when none of the requested backends is supported, or there is no descriptor
+  // left for the backend), and std::system_error as Loop() does.
   explicit Loop(LoopFlags flags);
   // Wraps a loop created elsewhere (ev_loop_new, ev_default_loop or foreign code); the Loop never
-  // destroys it. Throws std::invalid_argument on nullptr.
+  // destroys it. Throws std::invalid_argument on nullptr, and std::system_error (EMFILE) when no
+  // descriptor is free for the wakeup (checked even if the loop already has one).
   explicit Loop(struct ev_loop* borrowed);
   // The process default loop, ev_default_loop(0): the only loop that supports Child watchers.
-  // Created on first use; never destroyed. Throws evcxx::Error if libev cannot create it.
+  // Created on first use; never destroyed. Throws evcxx::Error if libev cannot create it, and
+  // std::system_error (EMFILE) when creating it needs two descriptors (backend and wakeup) and
+  // the process does not have them; a later call tries again.
   static Loop& default_loop();
 
   // Detaches every watcher still attached (each becomes inactive; see watcher.hpp), drops tasks
@@ -204,6 +212,9 @@ class EVCXX_API Loop {
   // Runs the loop (ev_run). Returns true when it returned with watchers still active, i.e. it was
   // broken or stopped. If a callback or posted task threw, the loop is broken after the events
   // already due have run, and run() rethrows the first such exception; the loop stays usable.
+  // After fork(), throws std::system_error (EMFILE) without running while the process has no
+  // descriptor free for the wakeup libev recreates then (libev would abort); the fork is handled
+  // by the first run() that has one.
   bool run(Run how = Run::until_done);
   // ev_break: makes the innermost (or every) run() return after the current iteration.
   // Loop thread only; use stop() from anywhere else.
@@ -273,8 +284,10 @@ class EVCXX_API Loop {
   void invoke_pending();
   // The backend in use.
   Backend backend() const noexcept { return static_cast<Backend>(ev_backend(loop_)); }
-  // Call in the child after fork() before using the loop there (ev_loop_fork).
-  void fork() noexcept { ev_loop_fork(loop_); }
+  // Call in the child after fork() before using the loop there (ev_loop_fork). Use this rather
+  // than ev_loop_fork(native()): the next run() then checks that libev can recreate the loop's
+  // wakeup descriptor (see run()).
+  void fork() noexcept;
   // ev_ref / ev_unref: whether an active watcher keeps run() from returning.
   void ref() noexcept { ev_ref(loop_); }
   void unref() noexcept { ev_unref(loop_); }
