@@ -402,6 +402,24 @@ TEST(AllocationFailure, IoConstruction) {
   EXPECT_TRUE(run_until(loop, [&] { return readable && second_readable; }));
 }
 
+TEST(AllocationFailure, IoStartFailsBeforeStarting) {
+  evcxx::Loop loop;
+  Pipe pipe;
+  bool readable = false;
+  evcxx::Io io(loop, evcxx::deferred, pipe.read.get(), evcxx::IoEvent::readable,
+               [&](evcxx::IoEvents) { readable = true; });
+  const auto run = fail_each_allocation(
+      "Io::start", [&] { io.start(); },
+      [&] {
+        EXPECT_FALSE(io.active());
+        expect_loop_works(loop);
+      });
+  EXPECT_EQ(run.failures, 1);  // the first start on a loop records its descriptor for the check
+  ASSERT_TRUE(io.active());
+  evcxx_test::write_all(pipe.write.get(), "x");
+  EXPECT_TRUE(run_until(loop, [&] { return readable; }));
+}
+
 TEST(AllocationFailure, PeriodicConstructionInEveryMode) {
   evcxx::Loop loop;
   int fired = 0;

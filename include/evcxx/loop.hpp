@@ -150,6 +150,8 @@ class LoopFlags {
   constexpr LoopFlags(Backend b) noexcept : bits_(static_cast<unsigned>(b)) {}  // NOLINT
   static constexpr LoopFlags from_raw(unsigned bits) noexcept { return LoopFlags(bits, 0); }
   static constexpr LoopFlags noenv() noexcept { return LoopFlags(EVFLAG_NOENV, 0); }
+  // libev then notices a fork itself and recreates the loop's descriptors in the next iteration,
+  // where it abort()s if the process is out of descriptors; after Loop::fork() run() checks first.
   static constexpr LoopFlags forkcheck() noexcept { return LoopFlags(EVFLAG_FORKCHECK, 0); }
   static constexpr LoopFlags noinotify() noexcept { return LoopFlags(EVFLAG_NOINOTIFY, 0); }
   static constexpr LoopFlags signalfd() noexcept { return LoopFlags(EVFLAG_SIGNALFD, 0); }
@@ -232,8 +234,9 @@ class EVCXX_API Loop {
   // detail::task_inline_size bytes; the loop is woken once per batch. A throwing task is handled
   // like a throwing callback. Tasks still queued when the Loop is destroyed are destroyed without
   // running. The Loop must outlive every post() call, including one whose task has already run (the
-  // call may still be returning). Throws std::invalid_argument for an empty task and LoopStopped
-  // once the Loop's LoopThread was stopped.
+  // call may still be returning). Throws std::invalid_argument for an empty task, LoopStopped
+  // once the Loop's LoopThread was stopped, and std::bad_alloc (nothing queued, the task not moved
+  // from) when the lane or a boxed task cannot be allocated.
   void post(std::function<void()> task);
   // The same for any callable, without std::function (so move-only callables work too): a
   // callable of up to detail::task_inline_size bytes with a noexcept move is stored inline.
