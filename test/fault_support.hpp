@@ -148,6 +148,10 @@ class DescriptorHog {
       ::setrlimit(RLIMIT_NOFILE, &rl);
     }
     held_.reserve(limit);
+    take_all_but(spare);
+  }
+  // Takes every free descriptor again, then gives `spare` back.
+  void take_all_but(int spare) {
     for (int fd; (fd = ::fcntl(2, F_DUPFD_CLOEXEC, 0)) >= 0;) held_.push_back(fd);
     for (int i = 0; i < spare && !held_.empty(); ++i) {
       ::close(held_.back());

@@ -949,6 +949,20 @@ TEST(DescriptorExhaustion, LoopsThreadsAndPoolsThrowEmfileAndWorkOnceDescriptors
           // A fresh loop has no wake-up descriptor yet: wrapping it needs one.
           require_descriptor_error("Loop(ev_loop*)" + with, [raw] { evcxx::Loop loop(raw); });
           require_no_descriptor_taken(spare, "Loop(ev_loop*)");
+          // libev itself falls back to poll when epoll_create() fails: the loop exists, but
+          // wrapping it fails the same way, and leaves it to its owner.
+          struct ev_loop* starved = ev_loop_new(EVFLAG_AUTO);
+          require(starved != nullptr && ev_backend(starved) == EVBACKEND_POLL,
+                  "ev_loop_new() out of descriptors falls back to poll");
+          require_descriptor_error("Loop(starved ev_loop*)",
+                                   [starved] { evcxx::Loop loop(starved); });
+          hog.release();
+          {
+            evcxx::Loop loop(starved);
+            require_loop_works(loop, "Loop(ev_loop*) of the starved loop, descriptors back");
+          }
+          ev_loop_destroy(starved);
+          hog.take_all_but(spare);
         }
       }
       require_descriptor_error("LoopPool(3)" + with, [] { evcxx::LoopPool pool(3, "fault-fd"); });
