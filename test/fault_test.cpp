@@ -1175,13 +1175,32 @@ void whole_life() {
     thread.stop();
     thread.join();
   }
+  std::optional<evcxx::Loop> inner;
+  if ((evcxx::Loop::supported_backends() & evcxx::Loop::embeddable_backends())
+          .contains(evcxx::Backend::epoll)) {
+    inner.emplace(evcxx::Backend::epoll);
+  }
   evcxx::Loop loop;
   Pipe pipe;
   bool done = false;
   evcxx::Io io(loop, pipe.read.get(), evcxx::IoEvent::readable, [](evcxx::IoEvents) {});
   evcxx::Timer timer(loop, 1ms, [&] { done = true; });
   evcxx::WaitableEvent event(loop, [] {});
+  evcxx::Signal signal(loop, SIGUSR1, [b = Ballast{}] {});
+  evcxx::Stat stat(loop, "/tmp", [b = Ballast{}] {});
+  evcxx::Periodic periodic(
+      loop, [](evcxx::Periodic&, evcxx::Timestamp now) { return now + std::chrono::hours(1); },
+      [b = Ballast{}] {});
+  evcxx::Idle idle(loop, [] {});
+  evcxx::Prepare prepare(loop, [b = Ballast{}] {});
+  evcxx::Check check(loop, [b = Ballast{}] {});
+  evcxx::Fork fork(loop, [b = Ballast{}] {});
+  evcxx::Cleanup cleanup(loop, [b = Ballast{}] {});
+  std::optional<evcxx::Embed> embed;
+  if (inner) embed.emplace(loop, *inner);
   event.set();
+  ::raise(SIGUSR1);
+  loop.fork();
   std::thread([&] {
     try {
       loop.post([&done, b = Ballast{}] { static_cast<void>(done); });
