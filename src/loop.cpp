@@ -46,6 +46,7 @@ struct Loop::Impl {
   bool in_poll_hook = false;  // loop thread: a release/acquire hook is running
   bool holds_ref = false;     // loop thread: queued tasks keep run() going, like an active watcher
   bool destroying = false;
+  bool fork_pending = false;  // loop thread: fork() was called and no iteration has run since
 };
 
 namespace {
@@ -62,24 +63,32 @@ void check_interval(std::chrono::duration<double> interval, const char* what) {
 }
 
 // libev abort()s when it cannot create a loop's wakeup eventfd (or pipe), so check first that it
-// could. Another thread may still take the last descriptor in between; this catches the usual case.
-void check_wakeup_fd_available() {
+// could, with `count` (1 or 2) descriptors free. Another thread may still take the last
+// descriptor in between; this catches the usual case.
+void check_wakeup_fd_available(int count = 1) {
+  int taken[2] = {-1, -1};
+  int error = 0;
+  for (int i = 0; i < count && i < 2 && error == 0; ++i) {
 #ifdef __linux__
-  const int probe = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (probe >= 0) {
-    ::close(probe);
-    return;
-  }
+    taken[i] = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (taken[i] >= 0) continue;
 #endif
-  int fds[2];
-  if (::pipe(fds) == 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return;
+    int fds[2];
+    if (::pipe(fds) == 0) {
+      ::close(fds[1]);
+      taken[i] = fds[0];
+    } else {
+      error = errno;
+    }
   }
-  throw std::system_error(errno, std::generic_category(),
-                          "evcxx: cannot create the loop's wakeup eventfd or pipe (is the process "
-                          "out of file descriptors?)");
+  for (int fd : taken) {
+    if (fd >= 0) ::close(fd);
+  }
+  if (error != 0) {
+    throw std::system_error(error, std::generic_category(),
+                            "evcxx: cannot create the loop's wakeup eventfd or pipe (is the "
+                            "process out of file descriptors?)");
+  }
 }
 
 }  // namespace
@@ -123,6 +132,9 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
 Loop& Loop::default_loop() {
   // Never destroyed: watchers and other threads may use it until the very end of the process.
   static Loop* const instance = [] {
+    // A new default loop takes its backend's and its wakeup's descriptors and starts its SIGCHLD
+    // watcher, and libev abort()s if the wakeup's cannot be created.
+    if (ev_default_loop_uc_() == nullptr) check_wakeup_fd_available(2);
     struct ev_loop* loop = ev_default_loop(0);
     if (loop == nullptr) {
       throw Error("evcxx: ev_default_loop() failed: no usable backend (check LIBEV_FLAGS)");
@@ -176,12 +188,22 @@ bool Loop::run(Run how) {
         "evcxx: Loop::run() inside a release/acquire hook; the hooks may only lock and unlock");
   }
   rethrow_captured();
+  // After fork() libev recreates the wakeup's descriptor in its next iteration, and abort()s if
+  // it cannot.
+  if (impl_->fork_pending) check_wakeup_fd_available();
+  const unsigned iteration = ev_iteration(loop_);
   const std::thread::id outer =
       impl_->running_thread.exchange(std::this_thread::get_id(), std::memory_order_relaxed);
   const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
   impl_->running_thread.store(outer, std::memory_order_relaxed);
+  if (ev_iteration(loop_) != iteration) impl_->fork_pending = false;  // an iteration handled it
   rethrow_captured();
   return active;
+}
+
+void Loop::fork() noexcept {
+  impl_->fork_pending = true;
+  ev_loop_fork(loop_);
 }
 
 void Loop::break_loop(Break how) noexcept {

@@ -159,6 +159,8 @@ class LoopFlags {
   constexpr LoopFlags(Backend b) noexcept : bits_(static_cast<unsigned>(b)) {}  // NOLINT
   static constexpr LoopFlags from_raw(unsigned bits) noexcept { return LoopFlags(bits, 0); }
   static constexpr LoopFlags noenv() noexcept { return LoopFlags(EVFLAG_NOENV, 0); }
+  // libev then notices a fork itself and recreates the loop's descriptors in the next iteration,
+  // where it abort()s if the process is out of descriptors; after Loop::fork() run() checks first.
   static constexpr LoopFlags forkcheck() noexcept { return LoopFlags(EVFLAG_FORKCHECK, 0); }
   static constexpr LoopFlags noinotify() noexcept { return LoopFlags(EVFLAG_NOINOTIFY, 0); }
   static constexpr LoopFlags signalfd() noexcept { return LoopFlags(EVFLAG_SIGNALFD, 0); }
@@ -198,16 +200,24 @@ struct Version {
 // it: they are detached (see watcher.hpp).
 class EVCXX_API Loop {
  public:
-  // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one.
+  // A new loop, ev_loop_new(EVFLAG_AUTO). Throws evcxx::Error if libev cannot create one, and
+  // std::system_error (EMFILE or ENFILE) when no descriptor is left for the loop's wakeup
+  // (eventfd or pipe, created here so that post(), stop() and Async never need one later).
+  // Throws std::bad_alloc when out of memory; libev's own allocations abort instead (libev
+  // offers no way to fail them).
   Loop();
   // A new loop with these flags and backends. Throws evcxx::Error if libev cannot create one
-  // (for example when none of the requested backends is supported).
+  // (for example when none of the requested backends is supported, or there is no descriptor
+  // left for the backend), and std::system_error as Loop() does.
   explicit Loop(LoopFlags flags);
   // Wraps a loop created elsewhere (ev_loop_new, ev_default_loop or foreign code); the Loop never
-  // destroys it. Throws std::invalid_argument on nullptr.
+  // destroys it. Throws std::invalid_argument on nullptr, and std::system_error (EMFILE) when no
+  // descriptor is free for the wakeup (checked even if the loop already has one).
   explicit Loop(struct ev_loop* borrowed);
   // The process default loop, ev_default_loop(0): the only loop that supports Child watchers.
-  // Created on first use; never destroyed. Throws evcxx::Error if libev cannot create it.
+  // Created on first use; never destroyed. Throws evcxx::Error if libev cannot create it, and
+  // std::system_error (EMFILE) when creating it needs two descriptors (backend and wakeup) and
+  // the process does not have them; a later call tries again.
   static Loop& default_loop();
 
   // Detaches every watcher still attached (each becomes inactive; see watcher.hpp), drops tasks
@@ -221,6 +231,9 @@ class EVCXX_API Loop {
   // Runs the loop (ev_run). Returns true when it returned with watchers still active, i.e. it was
   // broken or stopped. If a callback or posted task threw, the loop is broken after the events
   // already due have run, and run() rethrows the first such exception; the loop stays usable.
+  // After fork(), throws std::system_error (EMFILE) without running while the process has no
+  // descriptor free for the wakeup libev recreates then (libev would abort); the fork is handled
+  // by the first run() that has one.
   bool run(Run how = Run::until_done);
   // ev_break: makes the innermost (or every) run() return after the current iteration.
   // Loop thread only; use stop() from anywhere else.
@@ -238,8 +251,9 @@ class EVCXX_API Loop {
   // detail::task_inline_size bytes; the loop is woken once per batch. A throwing task is handled
   // like a throwing callback. Tasks still queued when the Loop is destroyed are destroyed without
   // running. The Loop must outlive every post() call, including one whose task has already run (the
-  // call may still be returning). Throws std::invalid_argument for an empty task and LoopStopped
-  // once the Loop's LoopThread was stopped.
+  // call may still be returning). Throws std::invalid_argument for an empty task, LoopStopped
+  // once the Loop's LoopThread was stopped, and std::bad_alloc (nothing queued, the task not moved
+  // from) when the lane or a boxed task cannot be allocated.
   void post(std::function<void()> task);
   // The same for any callable, without std::function (so move-only callables work too): a
   // callable of up to detail::task_inline_size bytes with a noexcept move is stored inline.
@@ -290,8 +304,10 @@ class EVCXX_API Loop {
   void invoke_pending();
   // The backend in use.
   Backend backend() const noexcept { return static_cast<Backend>(ev_backend(loop_)); }
-  // Call in the child after fork() before using the loop there (ev_loop_fork).
-  void fork() noexcept { ev_loop_fork(loop_); }
+  // Call in the child after fork() before using the loop there (ev_loop_fork). Use this rather
+  // than ev_loop_fork(native()): the next run() then checks that libev can recreate the loop's
+  // wakeup descriptor (see run()).
+  void fork() noexcept;
   // ev_ref / ev_unref: whether an active watcher keeps run() from returning. Call unref() after
   // starting a watcher that should not keep the loop alive, and ref() before stopping it.
   void ref() noexcept {

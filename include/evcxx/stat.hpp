@@ -18,9 +18,10 @@ namespace evcxx {
 //
 // The path need not exist: exists() tells, and "exists" to "does not exist" is a change like any
 // other. libev uses inotify where it can and otherwise polls every `interval` (zero lets libev
-// choose, about five seconds; it polls at most every 0.1 s). Times are compared in whole seconds,
-// so two changes within one second that alter nothing else may be reported as one.
-// stat() is a blocking system call: avoid network file systems.
+// choose, about five seconds; it polls at most every 0.1 s). A loop whose first Stat starts while
+// the process is out of descriptors (no inotify instance) polls for all its Stats from then on.
+// Times are compared in whole seconds, so two changes within one second that alter nothing else may
+// be reported as one. stat() is a blocking system call: avoid network file systems.
 //
 // The Stat keeps its own copy of the path, as libev needs it for as long as the watcher exists.
 //

@@ -73,6 +73,12 @@ class EVCXX_API WatcherLink {
 // (native_start, native_stop), the event it delivers (event_mask) and, for callbacks that take
 // arguments, deliver(callback, revents).
 //
+// Out of memory, a constructor (storing the callback, or its own bookkeeping) and set_callback()
+// throw std::bad_alloc and change nothing: the Loop and its other watchers are untouched, and
+// set_callback() keeps the old callback. stop() never allocates; start() throws std::bad_alloc
+// only for Io (its closed-descriptor bookkeeping), before anything started. Once its Loop exists
+// no watcher needs a descriptor that could run out (Stat falls back to polling, see there).
+//
 // Thread-safety: every member is for the loop thread unless it says otherwise.
 template <class Derived, class Native, class Signature>
 class Watcher;
