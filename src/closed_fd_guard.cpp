@@ -84,15 +84,45 @@ ClosedFdGuard* ClosedFdGuard::enrol(Loop& loop, Io& io) {
   return guard;
 }
 
+ClosedFdGuard* ClosedFdGuard::of(const Loop& loop) noexcept {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto found = registry().find(&loop);
+  return found != registry().end() ? found->second : nullptr;
+}
+
 void ClosedFdGuard::check_now(Loop& loop) noexcept {
-  ClosedFdGuard* guard = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    auto found = registry().find(&loop);
-    if (found != registry().end()) guard = found->second;
-  }
   // Only the loop thread creates or deletes its guard, so it stays valid here.
+  ClosedFdGuard* guard = of(loop);
   if (guard != nullptr && ev_is_active(&guard->prepare_)) guard->on_prepare();
+}
+
+void recheck_closed_fds(Loop& loop) noexcept {
+  ClosedFdGuard::recheck(loop);
+}
+
+void ClosedFdGuard::recheck(Loop& loop) noexcept {
+  ClosedFdGuard* guard = of(loop);
+  if (guard == nullptr || !guard->phase_checked_ ||
+      ev_iteration(guard->raw_loop_) != guard->phase_iteration_) {
+    return;  // libev registered and polled since the last check, or it is still to come
+  }
+  const bool all = guard->mode_ == Mode::every_iteration || guard->check_all_;
+  guard->check_all_ = false;
+  guard->pollfds_.clear();
+  try {
+    if (all) {
+      guard->collect_active();
+    } else {
+      guard->phase_fds_.insert(guard->phase_fds_.end(), guard->changed_fds_.begin(),
+                               guard->changed_fds_.end());
+      for (int fd : guard->phase_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
+    }
+    guard->changed_fds_.clear();
+    guard->fail_closed();
+  } catch (...) {
+    guard->changed_fds_.clear();
+    guard->fail_closed_one_by_one();
+  }
 }
 
 void ClosedFdGuard::withdraw(Io& io) noexcept {
@@ -197,9 +227,13 @@ void ClosedFdGuard::on_prepare() noexcept {
   check_all_ = false;
   if (mode_ == Mode::changed_and_timed) disarm_prepare();
   pollfds_.clear();
+  phase_fds_.clear();
+  phase_checked_ = true;
+  phase_iteration_ = ev_iteration(raw_loop_);
   try {
     if (!all) {
       for (int fd : changed_fds_) pollfds_.push_back(pollfd{fd, 0, 0});
+      phase_fds_.swap(changed_fds_);
     } else if (!collect_active()) {
       disarm_prepare();
     }
@@ -208,6 +242,7 @@ void ClosedFdGuard::on_prepare() noexcept {
   } catch (...) {
     // Out of memory: libev must still never meet a closed descriptor, so ask one by one.
     changed_fds_.clear();
+    check_all_ = true;  // the list may be incomplete: a recheck looks at everything
     fail_closed_one_by_one();
   }
 }

@@ -45,6 +45,11 @@ class ClosedFdGuard final : public WatcherLink {
   // loop from the outer loop's prepare phase, before the inner loop's guard ever runs. (Embed
   // should call this from an outer prepare watcher of priority EV_MAXPRI.) Loop thread.
   EVCXX_API static void check_now(Loop& loop) noexcept;  // exported for Embed and the tests
+  // Checks again, after a callback of the prepare phase that ran after this iteration's check (a
+  // lowest-priority Prepare, which libev may order after the guard's own; an Io's error callback
+  // the check caused): what libev is about to register, or on poll every active descriptor, as
+  // that callback may have closed or changed descriptors. A no-op outside that window. Loop thread.
+  EVCXX_API static void recheck(Loop& loop) noexcept;
   // Removes io; deletes the guard when it was the last Io.
   void withdraw(Io& io) noexcept;
   // Throws std::invalid_argument when fd is the loop's own epoll descriptor, which epoll_ctl()
@@ -78,6 +83,7 @@ class ClosedFdGuard final : public WatcherLink {
   int epoll_fd() noexcept;
   [[noreturn]] static void reject_epoll_fd(int fd);
   void on_prepare() noexcept;
+  static ClosedFdGuard* of(const Loop& loop) noexcept;  // nullptr when the loop has none
   void on_timer() noexcept;
   void on_fork() noexcept;
   // Adds the descriptor of every active Io to pollfds_; returns false when none is active.
@@ -98,9 +104,13 @@ class ClosedFdGuard final : public WatcherLink {
   ev_timer timer_;
   ev_fork fork_;                  // changed_and_timed: libev registers everything again after it
   std::vector<int> changed_fds_;  // changed_and_timed: registrations libev has not made yet
-  bool check_all_ = false;        // too many changes to list, or a fork: check every active Io
-  int epoll_fd_ = -2;             // -2: not known (yet, or since a fork replaced it)
-  unsigned fork_iteration_ = 0;   // ev_iteration() when libev last announced a fork
+  std::vector<int> phase_fds_;    // changed_and_timed: checked in this prepare phase, not yet
+                                  // registered by libev (a recheck looks at them again)
+  unsigned phase_iteration_ = 0;  // ev_iteration() of the last check in a prepare phase
+  bool phase_checked_ = false;
+  bool check_all_ = false;       // too many changes to list, or a fork: check every active Io
+  int epoll_fd_ = -2;            // -2: not known (yet, or since a fork replaced it)
+  unsigned fork_iteration_ = 0;  // ev_iteration() when libev last announced a fork
   bool forked_ = false;
   std::vector<pollfd> pollfds_;  // scratch, kept for its capacity
   std::vector<int> closed_fds_;  // scratch

@@ -3,6 +3,7 @@
 
 #include <evcxx/io.hpp>
 #include <evcxx/loop.hpp>
+#include <evcxx/prepare.hpp>
 #include <evcxx/timer.hpp>
 
 #include <chrono>
@@ -562,6 +563,50 @@ TEST_P(ClosedFd, SharedByTwoWatchersNumberReusedBeforeOneStops) {
   EXPECT_FALSE(dog.fired());
   EXPECT_EQ(reader_reads, 1);
   EXPECT_EQ(reader_errors, 0);
+}
+
+// A Prepare of the lowest priority runs after evcxx's own check when libev happens to order it
+// so (it runs same-priority prepares in reverse order of queueing: the one started first, last),
+// right before libev registers and polls the descriptors.
+TEST_P(ClosedFd, ClosedByALowestPriorityPrepareUnderAnActiveWatcher) {
+  SocketPair s;
+  int errors = 0;
+  std::unique_ptr<evcxx::Io> reader;
+  evcxx::Prepare closer(loop, evcxx::deferred, [&] {
+    s.a.reset();  // the reader stays active on the closed descriptor
+    closer.stop();
+  });
+  closer.set_priority(EV_MINPRI);
+  closer.start();
+  reader = std::make_unique<evcxx::Io>(loop, s.a.get(), IoEvent::readable,
+                                       [&](IoEvents e) { errors += e.error(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(reader->active());
+}
+
+TEST_P(ClosedFd, SharedByTwoWatchersOneStoppedAndClosedByALowestPriorityPrepare) {
+  SocketPair s;
+  int reader_errors = 0;
+  std::unique_ptr<evcxx::Io> reader;
+  std::unique_ptr<evcxx::Io> writer;
+  evcxx::Prepare closer(loop, evcxx::deferred, [&] {
+    writer->stop();  // libev registers the descriptor again, for the reader
+    s.a.reset();
+    closer.stop();
+  });
+  closer.set_priority(EV_MINPRI);
+  closer.start();
+  reader = std::make_unique<evcxx::Io>(loop, s.a.get(), IoEvent::readable,
+                                       [&](IoEvents e) { reader_errors += e.error(); });
+  writer = std::make_unique<evcxx::Io>(loop, s.a.get(), IoEvent::writable, [](IoEvents) {});
+  Watchdog dog(loop, std::chrono::seconds(30));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired());
+  EXPECT_EQ(reader_errors, 1);
+  EXPECT_FALSE(reader->active());
 }
 
 TEST_P(ClosedFd, ClosedInsideItsOwnReadCallback) {

@@ -148,6 +148,11 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   static constexpr auto native_start = &ev_io_start;
   static constexpr auto native_stop = &ev_io_stop;
   static void deliver(Callback& callback, int revents) { callback(IoEvents::from_raw(revents)); }
+  // An error callback runs right after the check that failed its watcher, before libev
+  // registers descriptors: what it closes or changes is checked again.
+  static bool recheck_fds_after(const Io&, int revents) noexcept {
+    return (revents & EV_ERROR) != 0;
+  }
 
  private:
   friend class Watcher<Io, ev_io, void(IoEvents)>;

@@ -24,6 +24,10 @@ namespace detail {
 // Async::send() made after their Loop died touch nothing that was freed.
 EVCXX_API struct ev_loop* detached_loop() noexcept;
 
+// After a prepare-phase callback that ran after the loop's closed-descriptor check: checks again
+// what libev is about to register (see Io). Loop thread.
+EVCXX_API void recheck_closed_fds(Loop& loop) noexcept;
+
 // What every watcher shares with its Loop, independent of the libev watcher type: membership in
 // the loop's list (so ~Loop can detach it), the liveness flag used while its callback runs, and
 // the checks that replace libev's assertions.
@@ -137,6 +141,10 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     if (attached()) Derived::native_stop(raw_loop_, &watcher_);
   }
 
+  // Overridable by Derived: whether the callback about to run for revents may close or change
+  // descriptors after the loop's closed-descriptor check (Io errors, lowest-priority Prepares).
+  static constexpr bool recheck_fds_after(const Derived&, int) noexcept { return false; }
+
   // Overridable by Derived (found through self()): the native start/stop plus any bookkeeping.
   void start_native() { Derived::native_start(raw_loop_, &watcher_); }
   void stop_native() noexcept { Derived::native_stop(raw_loop_, &watcher_); }
@@ -170,9 +178,11 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
     auto* watcher = static_cast<Watcher*>(w->data);
     Loop* loop = watcher->loop_;  // read now: the callback may destroy the watcher
+    const bool recheck = Derived::recheck_fds_after(watcher->self(), revents);
     if (std::exception_ptr error = watcher->dispatch(revents)) {
       loop->capture_exception(std::move(error));
     }
+    if (recheck) detail::recheck_closed_fds(*loop);
   }
 
   std::exception_ptr dispatch(int revents) noexcept {
