@@ -98,10 +98,10 @@ class ClosedFdGuard;
 // closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
 // the check runs, the watchers silently watch the new file and no error can be reported. What the
 // checks cannot cover (libev may still abort): a descriptor closed by another thread while the
-// loop runs, or inside a Prepare callback of priority EV_MINPRI (the checks run at that priority
-// too, possibly before it); raw ev_io watchers (from C code on Loop::native()) on a descriptor
-// closed under them; checks skipped because a Loop::set_invoke_pending_hook() defers callbacks
-// past the iteration.
+// loop runs, or inside a raw libev prepare watcher of priority EV_MINPRI (an evcxx Prepare of that
+// priority is followed by a second check); raw ev_io watchers (from C code on Loop::native()) on
+// a descriptor closed under them; checks skipped because a Loop::set_invoke_pending_hook() defers
+// callbacks past the iteration.
 //
 // Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
 // (std::invalid_argument; a stale number closed before the Loop was created can name it), and
