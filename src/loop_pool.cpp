@@ -7,7 +7,8 @@
 
 namespace evcxx {
 
-LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorHandler on_error) {
+LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorHandler on_error,
+                   LoopFlags flags) {
   if (size == 0) throw std::invalid_argument("evcxx: LoopPool needs at least one thread, not 0");
   const std::string longest = name_prefix + "-" + std::to_string(size - 1);
   if (longest.size() > 15) {
@@ -19,7 +20,7 @@ LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorH
   try {
     for (std::size_t i = 0; i < size; ++i) {
       threads_.push_back(
-          std::make_unique<LoopThread>(name_prefix + "-" + std::to_string(i), on_error));
+          std::make_unique<LoopThread>(name_prefix + "-" + std::to_string(i), on_error, flags));
     }
   } catch (...) {
     stop();  // the threads already started shut down in parallel while the vector joins them

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
+#include <evcxx/error.hpp>
 #include <evcxx/loop_pool.hpp>
 #include <evcxx/timer.hpp>
 #include "c_client.hpp"
@@ -51,6 +52,16 @@ TEST(LoopPool, BadArgumentsAreRejected) {
   EXPECT_THROW(evcxx::LoopPool(2, "much-too-long-x"), std::invalid_argument);  // "...-1" is 17
   EXPECT_NO_THROW(evcxx::LoopPool(10, "thirteen-char"));                       // "...-9" is 15
   EXPECT_THROW(evcxx::LoopPool(11, "thirteen-char"), std::invalid_argument);   // "...-10" is 16
+}
+
+TEST(LoopPool, EveryLoopIsCreatedWithTheGivenFlags) {
+  evcxx::LoopPool pool(2, "flags", {}, evcxx::LoopFlags(evcxx::Backend::poll));
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    EXPECT_EQ(pool[i].submit([&] { return pool[i].loop().backend(); }).get(), evcxx::Backend::poll);
+  }
+  // Flags no loop can be made with: the constructor throws and leaves no thread running.
+  EXPECT_THROW(evcxx::LoopPool(2, "none", {}, evcxx::LoopFlags(evcxx::Backend::kqueue)),
+               evcxx::Error);
 }
 
 TEST(LoopPool, NextGoesRoundRobin) {

@@ -32,10 +32,11 @@ namespace evcxx {
 class EVCXX_API LoopPool {
  public:
   // Starts `size` LoopThreads named "<name_prefix>-<index>" (at most 15 bytes each, else
-  // std::invalid_argument), each reporting task exceptions to on_error (see LoopThread).
-  // Throws std::invalid_argument for size 0.
+  // std::invalid_argument), each reporting task exceptions to on_error and creating its Loop with
+  // `flags` (see LoopThread). Throws std::invalid_argument for size 0, and what LoopThread's
+  // constructor throws (then the threads already started are stopped and joined).
   explicit LoopPool(std::size_t size = default_size(), std::string name_prefix = "evcxx-pool",
-                    LoopThread::ErrorHandler on_error = {});
+                    LoopThread::ErrorHandler on_error = {}, LoopFlags flags = LoopFlags());
   // Stops every thread (unless stop_when_done() was called: that goes on, up to its deadline),
   // then joins them all (they shut down in parallel).
   ~LoopPool();

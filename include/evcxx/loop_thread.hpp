@@ -68,8 +68,9 @@ class EVCXX_API LoopThread {
   using ErrorHandler = std::function<void(std::exception_ptr)>;
 
   // Starts the thread, named `name` for debuggers (pthread_setname_np; at most 15 bytes, else
-  // std::invalid_argument). Throws evcxx::Error if the loop cannot be created and
-  // std::system_error if the thread cannot be started.
+  // std::invalid_argument). Throws what Loop(flags) throws (evcxx::Error if libev cannot create
+  // the loop, std::system_error EMFILE when no descriptor is left for it, std::bad_alloc), and
+  // std::system_error if the thread cannot be started; nothing is left running then.
   explicit LoopThread(std::string name = "evcxx-loop", ErrorHandler on_error = {},
                       LoopFlags flags = LoopFlags());
   // stop() (unless stop_when_done() was called: then that goes on, up to its deadline), then
