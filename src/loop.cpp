@@ -249,6 +249,10 @@ bool Loop::in_release_hook() const noexcept {
   return impl_->in_poll_hook;
 }
 
+bool Loop::being_destroyed() const noexcept {
+  return impl_->destroying;
+}
+
 void Loop::verify() {
   if (unrefs_ > 0) {
     // libev allows its count of referencing watchers down to -1 and aborts below; raw libev

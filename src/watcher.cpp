@@ -16,6 +16,12 @@ struct ev_loop* detached_loop() noexcept {
 }
 
 WatcherLink::WatcherLink(Loop& loop) : loop_(&loop), raw_loop_(loop.native()) {
+  if (loop.being_destroyed()) {
+    // libev is freeing the loop (a Cleanup callback runs): the watcher would outlive it attached.
+    throw std::logic_error(
+        "evcxx: a watcher created on a Loop that is being destroyed (inside a Cleanup callback?); "
+        "create watchers on a live Loop");
+  }
   next_ = loop.watchers_;
   if (next_ != nullptr) next_->prev_ = this;
   loop.watchers_ = this;

@@ -1,11 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include <evcxx/async.hpp>
 #include <evcxx/cleanup.hpp>
+#include <evcxx/signal.hpp>
 
 using evcxx::Cleanup;
 using evcxx::Loop;
@@ -106,4 +109,27 @@ TEST(Cleanup, ABorrowedLoopOnlyDetachesItAndTheRealOwnerDoesNotRunIt) {
 
   ev_loop_destroy(raw);  // the real owner destroys it: the detached Cleanup is not run
   EXPECT_EQ(calls, 0);
+}
+
+// A watcher made inside a Cleanup callback would belong to a loop libev is freeing: a Signal made
+// there kept its signal owned by the dead loop, so no later Loop could watch it.
+TEST(Cleanup, WatchersCannotBeCreatedOnALoopBeingDestroyed) {
+  std::optional<evcxx::Signal> late;
+  std::optional<evcxx::Cleanup> cleanup;  // outlives the loop, so that the loop runs it
+  std::string error;
+  {
+    evcxx::Loop loop;
+    cleanup.emplace(loop, [&] {
+      try {
+        late.emplace(loop, SIGUSR1, [] {});
+      } catch (const std::logic_error& e) {
+        error = e.what();
+      }
+    });
+  }
+  EXPECT_FALSE(late.has_value());
+  EXPECT_NE(error.find("being destroyed"), std::string::npos) << error;
+  evcxx::Loop next;
+  evcxx::Signal signal(next, SIGUSR1, [] {});  // the signal is free for another loop
+  EXPECT_TRUE(signal.active());
 }

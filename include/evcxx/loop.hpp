@@ -379,6 +379,8 @@ class EVCXX_API Loop {
   bool posts_closed_and_drained() const noexcept;
   // A release or acquire hook (set_release_hooks) is running: libev forbids running the loop.
   bool in_release_hook() const noexcept;
+  // ~Loop has begun detaching watchers: no new watcher may attach.
+  bool being_destroyed() const noexcept;
 
   struct ev_loop* loop_;
   bool owned_;
