@@ -79,9 +79,15 @@ class EVCXX_API WatcherLink {
 //
 // Out of memory, a constructor (storing the callback, or its own bookkeeping) and set_callback()
 // throw std::bad_alloc and change nothing: the Loop and its other watchers are untouched, and
-// set_callback() keeps the old callback. stop() never allocates; start() throws std::bad_alloc
-// only for Io (its closed-descriptor bookkeeping), before anything started. Once its Loop exists
-// no watcher needs a descriptor that could run out (Stat falls back to polling, see there).
+// set_callback() keeps the old callback. stop() never allocates, nor does start() (Io falls back
+// to a wider check when its bookkeeping cannot allocate). Once its Loop exists no watcher needs a
+// descriptor that could run out (Stat falls back to polling, see there).
+//
+// Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself inside
+// its own callback. Its Loop may be destroyed first: the watcher is then detached (inactive,
+// start() and feed() throw std::logic_error, its destructor touches nothing of the old loop).
+// Constructing a watcher on a Loop that is being destroyed (inside a Cleanup callback) throws
+// std::logic_error.
 //
 // Thread-safety: every member is for the loop thread unless it says otherwise.
 template <class Derived, class Native, class Signature>
