@@ -79,8 +79,9 @@ class EVCXX_API WatcherLink {
 //
 // Out of memory, a constructor (storing the callback, or its own bookkeeping) and set_callback()
 // throw std::bad_alloc and change nothing: the Loop and its other watchers are untouched, and
-// set_callback() keeps the old callback. stop() never allocates, nor does start() (Io falls back
-// to a wider check when its bookkeeping cannot allocate). Once its Loop exists no watcher needs a
+// set_callback() keeps the old callback. stop() never allocates, and start() never throws
+// std::bad_alloc (Io falls back to a wider check when its bookkeeping cannot allocate). Once its
+// Loop exists no watcher needs a
 // descriptor that could run out (Stat falls back to polling, see there).
 //
 // Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself inside
