@@ -81,8 +81,7 @@ class EVCXX_API WatcherLink {
 // throw std::bad_alloc and change nothing: the Loop and its other watchers are untouched, and
 // set_callback() keeps the old callback. stop() never allocates, and start() never throws
 // std::bad_alloc (Io falls back to a wider check when its bookkeeping cannot allocate). Once its
-// Loop exists no watcher needs a
-// descriptor that could run out (Stat falls back to polling, see there).
+// Loop exists no watcher needs a descriptor that could run out (Stat falls back to polling).
 //
 // Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself inside
 // its own callback. Its Loop may be destroyed first: the watcher is then detached (inactive,
