@@ -8,37 +8,20 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 
 namespace evcxx::detail {
 
 namespace {
-
-// Beyond this many changes between two iterations, checking every active Io is cheaper and keeps
-// memory bounded.
-constexpr std::size_t kMaxChangedFds = 1024;
-// poll() refuses more descriptors than RLIMIT_NOFILE; this many is always fine in practice, and
-// EINVAL halves it.
-constexpr std::size_t kPollBatch = 1024;
-
-std::mutex& registry_mutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
-// Never destroyed: Io objects with static storage may outlive main().
-std::unordered_map<const Loop*, ClosedFdGuard*>& registry() {
-  static auto* guards = new std::unordered_map<const Loop*, ClosedFdGuard*>();
-  return *guards;
-}
 
 // libev has no call that returns a loop's backend descriptor, but ev_embed_start() copies it into
 // the embed watcher's io: embed the loop into a private loop that never runs, read it, unembed.
 int backend_fd_of(struct ev_loop* loop) noexcept {
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
+  // (ev.h's flags and backends are two unnamed enums: C++20 deprecates mixing them unconverted.)
   static struct ev_loop* const scratch = ev_loop_new(
-      EVBACKEND_SELECT | EVFLAG_NOENV | EVFLAG_NOINOTIFY | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD);
+      static_cast<unsigned>(EVBACKEND_SELECT) |
+      static_cast<unsigned>(EVFLAG_NOENV | EVFLAG_NOINOTIFY | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD));
   if (scratch == nullptr || (ev_backend(loop) & ev_embeddable_backends()) == 0) return -1;
   ev_embed embed;
   ev_embed_init(&embed, nullptr, loop);
@@ -47,6 +30,13 @@ int backend_fd_of(struct ev_loop* loop) noexcept {
   ev_embed_stop(scratch, &embed);
   return fd;
 }
+
+// Beyond this many changes between two iterations, checking every active Io is cheaper and keeps
+// memory bounded.
+constexpr std::size_t kMaxChangedFds = 1024;
+// poll() refuses more descriptors than RLIMIT_NOFILE; this many is always fine in practice, and
+// EINVAL halves it.
+constexpr std::size_t kPollBatch = 1024;
 
 }  // namespace
 
@@ -61,33 +51,17 @@ ClosedFdGuard* ClosedFdGuard::enrol(Loop& loop, Io& io) {
       backend == EVBACKEND_POLL || backend == EVBACKEND_IOURING || backend == EVBACKEND_LINUXAIO;
   const Mode mode = every_iteration ? Mode::every_iteration : Mode::changed_and_timed;
 
-  ClosedFdGuard* guard = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    auto found = registry().find(&loop);
-    if (found != registry().end()) {
-      guard = found->second;
-    } else {
-      auto inserted = registry().emplace(&loop, nullptr).first;
-      try {
-        guard = new ClosedFdGuard(loop, mode);
-      } catch (...) {
-        registry().erase(inserted);
-        throw;
-      }
-      inserted->second = guard;
-    }
-  }
+  ClosedFdGuard*& slot = fd_guard_slot(loop);
+  if (slot == nullptr) slot = new ClosedFdGuard(loop, mode);
+  ClosedFdGuard* const guard = slot;
   io.guard_next_ = guard->ios_;
   if (guard->ios_ != nullptr) guard->ios_->guard_prev_ = &io;
   guard->ios_ = &io;
   return guard;
 }
 
-ClosedFdGuard* ClosedFdGuard::of(const Loop& loop) noexcept {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  auto found = registry().find(&loop);
-  return found != registry().end() ? found->second : nullptr;
+ClosedFdGuard* ClosedFdGuard::of(Loop& loop) noexcept {
+  return fd_guard_slot(loop);
 }
 
 void ClosedFdGuard::check_now(Loop& loop) noexcept {
@@ -101,26 +75,27 @@ void recheck_closed_fds(Loop& loop) noexcept {
 }
 
 void ClosedFdGuard::recheck(Loop& loop) noexcept {
-  ClosedFdGuard* guard = of(loop);
-  if (guard == nullptr || !guard->phase_checked_ ||
-      ev_iteration(guard->raw_loop_) != guard->phase_iteration_) {
-    return;  // libev registered and polled since the last check, or it is still to come
-  }
-  const bool all = guard->mode_ == Mode::every_iteration || guard->check_all_;
-  guard->check_all_ = false;
+  ClosedFdGuard* const guard = of(loop);
+  if (guard == nullptr) return;
+  // What libev registers next: the changes not yet checked by the guard's own prepare (kept for
+  // it, so that what is closed later is still caught there) and, once that prepare ran in this
+  // iteration, what it checked, which libev has not registered yet.
+  const bool in_phase =
+      guard->phase_checked_ && ev_iteration(guard->raw_loop_) == guard->phase_iteration_;
+  const bool all = guard->check_all_ || (guard->mode_ == Mode::every_iteration && in_phase);
+  if (!all && guard->changed_fds_.empty() && !(in_phase && !guard->phase_fds_.empty())) return;
   guard->pollfds_.clear();
   try {
     if (all) {
       guard->collect_active();
     } else {
-      guard->phase_fds_.insert(guard->phase_fds_.end(), guard->changed_fds_.begin(),
-                               guard->changed_fds_.end());
-      for (int fd : guard->phase_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
+      if (in_phase) {
+        for (int fd : guard->phase_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
+      }
+      for (int fd : guard->changed_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
     }
-    guard->changed_fds_.clear();
     guard->fail_closed();
   } catch (...) {
-    guard->changed_fds_.clear();
     guard->fail_closed_one_by_one();
   }
 }
@@ -138,12 +113,10 @@ void ClosedFdGuard::withdraw(Io& io) noexcept {
 }
 
 void ClosedFdGuard::before_start(const Io& io) noexcept {
-  if (mode_ == Mode::changed_and_timed) {
-    note(io.fd());
-    arm_timer();
-  } else {
-    arm_prepare();
-  }
+  // Listed in either mode: a recheck before the guard's prepare ran (a watcher started by a
+  // Prepare) goes by the list.
+  note(io.fd());
+  if (mode_ == Mode::changed_and_timed) arm_timer();
 }
 
 int ClosedFdGuard::epoll_fd() noexcept {
@@ -218,8 +191,7 @@ void ClosedFdGuard::stop_for_detach() noexcept {
     ev_ref(raw_loop_);
     ev_fork_stop(raw_loop_, &fork_);
   }
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  registry().erase(loop_);
+  fd_guard_slot(*loop_) = nullptr;
 }
 
 void ClosedFdGuard::on_prepare() noexcept {

@@ -45,10 +45,11 @@ class ClosedFdGuard final : public WatcherLink {
   // loop from the outer loop's prepare phase, before the inner loop's guard ever runs. (Embed
   // should call this from an outer prepare watcher of priority EV_MAXPRI.) Loop thread.
   EVCXX_API static void check_now(Loop& loop) noexcept;  // exported for Embed and the tests
-  // Checks again, after a callback of the prepare phase that ran after this iteration's check (a
-  // lowest-priority Prepare, which libev may order after the guard's own; an Io's error callback
-  // the check caused): what libev is about to register, or on poll every active descriptor, as
-  // that callback may have closed or changed descriptors. A no-op outside that window. Loop thread.
+  // Checks what libev is about to register (or, on poll, every active descriptor), after a
+  // callback that may have closed or changed descriptors where the guard's own prepare cannot see
+  // it in time: a Prepare (libev registers right after the prepare phase, and may run the guard's
+  // prepare first or not at all in that iteration), an Io's error callback, an embedded loop's
+  // callbacks. Cheap when nothing changed. Loop thread.
   EVCXX_API static void recheck(Loop& loop) noexcept;
   // Removes io; deletes the guard when it was the last Io.
   void withdraw(Io& io) noexcept;
@@ -83,7 +84,7 @@ class ClosedFdGuard final : public WatcherLink {
   int epoll_fd() noexcept;
   [[noreturn]] static void reject_epoll_fd(int fd);
   void on_prepare() noexcept;
-  static ClosedFdGuard* of(const Loop& loop) noexcept;  // nullptr when the loop has none
+  static ClosedFdGuard* of(Loop& loop) noexcept;  // nullptr when the loop has none
   void on_timer() noexcept;
   void on_fork() noexcept;
   // Adds the descriptor of every active Io to pollfds_; returns false when none is active.

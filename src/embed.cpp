@@ -157,6 +157,8 @@ void Embed::forward_inner_exceptions(bool on) noexcept {
       // A callback below may stop the Embed, which destroys this hook: copy what we need first.
       Loop* const target = outer;
       ev_invoke_pending(inner.native());
+      // libev's embed prepare registers what the inner callbacks changed right after this.
+      detail::recheck_closed_fds(inner);
       if (std::exception_ptr error = inner.take_exception()) {
         target->capture_exception(std::move(error));
       }

@@ -337,6 +337,36 @@ TEST(Embed, SweepInsideTheInnerLoopsReleaseHookIsALogicErrorNotAnAbort) {
   EXPECT_EQ(logic_errors, 2);  // from the release and from the acquire hook
 }
 
+// libev's embed prepare runs the inner loop, then registers what its callbacks changed, again and
+// again (while (fdchangecnt) { fd_reify(inner); ev_run(inner, EVRUN_NOWAIT); }).
+TEST(Embed, InnerCallbackClosingASharedDescriptorNeverReachesLibev) {
+  REQUIRE_EMBEDDABLE(inner);
+  Loop outer(evcxx::Backend::epoll);
+  Embed embed(outer, *inner);
+  evcxx_test::SocketPair watched;
+  evcxx_test::SocketPair other;
+  std::unique_ptr<evcxx::Io> writer;
+  int reader_errors = 0;
+  evcxx::Io reader(*inner, watched.a.get(), evcxx::IoEvent::readable, [&](evcxx::IoEvents e) {
+    if (e.error()) {
+      ++reader_errors;
+      return;
+    }
+    ::close(watched.a.release());  // the caller's bug, inside an inner callback
+    writer->stop();                // libev registers the closed descriptor again
+  });
+  writer = std::make_unique<evcxx::Io>(*inner, watched.a.get(), evcxx::IoEvent::writable,
+                                       [](evcxx::IoEvents) {});
+  outer.run(evcxx::Run::nowait);
+  outer.run(evcxx::Run::nowait);
+  evcxx_test::write_all(watched.b.get(), "x");
+  // A change left pending makes libev's embed prepare run the inner loop.
+  evcxx::Io pending(*inner, other.a.get(), evcxx::IoEvent::readable, [](evcxx::IoEvents) {});
+  for (int i = 0; i < 10 && reader_errors == 0; ++i) outer.run(evcxx::Run::nowait);
+  EXPECT_EQ(reader_errors, 1);
+  EXPECT_FALSE(reader.active());
+}
+
 TEST(Embed, EmbeddingALoopInItselfIsAnInvalidArgument) {
   REQUIRE_EMBEDDABLE(loop);
   EXPECT_THROW(Embed(*loop, *loop), std::invalid_argument);

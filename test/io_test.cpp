@@ -609,6 +609,43 @@ TEST_P(ClosedFd, SharedByTwoWatchersOneStoppedAndClosedByALowestPriorityPrepare)
   EXPECT_FALSE(reader->active());
 }
 
+// A Prepare of any priority runs when the guard's own prepare was not queued for the iteration
+// (nothing had changed before it): its changes are registered right after it.
+TEST_P(ClosedFd, SharedByTwoWatchersClosedAndOneStoppedByAPrepareOfDefaultPriority) {
+  SocketPair s;
+  int reader_errors = 0;
+  evcxx::Io reader(loop, s.a.get(), IoEvent::readable,
+                   [&](IoEvents e) { reader_errors += e.error(); });
+  evcxx::Io writer(loop, s.a.get(), IoEvent::writable, [](IoEvents) {});
+  for (int i = 0; i < 3; ++i) loop.run(evcxx::Run::nowait);  // registered, guard idle
+  evcxx::Prepare closer(loop, evcxx::deferred, [&] {
+    s.a.reset();
+    writer.stop();
+    closer.stop();
+  });
+  closer.start();
+  for (int i = 0; i < 3 && reader_errors == 0; ++i) loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(reader_errors, 1);
+  EXPECT_FALSE(reader.active());
+}
+
+TEST_P(ClosedFd, StartedOnAClosedDescriptorByAPrepare) {
+  SocketPair s;
+  const int stale = s.a.get();
+  s.a.reset();
+  int errors = 0;
+  std::unique_ptr<evcxx::Io> io;
+  evcxx::Prepare maker(loop, [&] {
+    if (io) return;
+    io = std::make_unique<evcxx::Io>(loop, stale, IoEvent::readable,
+                                     [&](IoEvents e) { errors += e.error(); });
+  });
+  for (int i = 0; i < 3 && errors == 0; ++i) loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(errors, 1);
+  ASSERT_TRUE(io);
+  EXPECT_FALSE(io->active());
+}
+
 TEST_P(ClosedFd, ClosedInsideItsOwnReadCallback) {
   Pipe p;
   write_all(p.write.get(), "x");

@@ -22,6 +22,7 @@ class WaitableEvent;
 
 namespace detail {
 class WatcherLink;
+class ClosedFdGuard;
 
 // Work handed to a Loop's thread from any thread without allocating (an intrusive list): run at
 // the loop's next wake-up, or by ~Loop (the loop still alive) if no run() came. WaitableEvent
@@ -385,8 +386,9 @@ class EVCXX_API Loop {
   struct ev_loop* loop_;
   bool owned_;
   std::unique_ptr<Impl> impl_;
-  detail::WatcherLink* watchers_ = nullptr;  // intrusive list of attached watchers
-  int unrefs_ = 0;                           // unref() calls minus ref() calls, for verify()
+  detail::WatcherLink* watchers_ = nullptr;    // intrusive list of attached watchers
+  int unrefs_ = 0;                             // unref() calls minus ref() calls, for verify()
+  detail::ClosedFdGuard* fd_guard_ = nullptr;  // Io's closed-descriptor guard, while Io exist
   std::exception_ptr error_;
 };
 

@@ -26,11 +26,9 @@ class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
   static constexpr int event_mask = EV_PREPARE;
   static constexpr auto native_start = &ev_prepare_start;
   static constexpr auto native_stop = &ev_prepare_stop;
-  // libev may run a lowest-priority Prepare after evcxx's closed-descriptor check (see Io): what
-  // its callback closes or changes is checked again before libev registers descriptors.
-  static bool recheck_fds_after(const Prepare& prepare, int) noexcept {
-    return prepare.priority() == EV_MINPRI;
-  }
+  // libev registers descriptors right after the prepare phase: what a Prepare's callback closes
+  // or changes is checked before that (see Io).
+  static constexpr bool recheck_fds_after(const Prepare&, int) noexcept { return true; }
 };
 
 }  // namespace evcxx

@@ -52,6 +52,8 @@ class EVCXX_API WatcherLink {
   // Cleanup); Loop::verify() compares them with the caller's unref() calls.
   virtual bool holds_reference() const noexcept { return false; }
 
+  // The loop's closed-descriptor guard (see Io), or nullptr.
+  static ClosedFdGuard*& fd_guard_slot(Loop& loop) noexcept { return loop.fd_guard_; }
   // Throws std::logic_error naming the operation when the Loop is gone.
   void require_attached(const char* operation) const;
   // Throws std::out_of_range unless priority is within [EV_MINPRI, EV_MAXPRI].
