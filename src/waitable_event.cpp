@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
@@ -161,6 +162,11 @@ WaitableEvent::WaitableEvent() noexcept = default;
 WaitableEvent::WaitableEvent(Loop& loop, std::function<void()> on_set)
     : loop_(&loop),
       announcer_([&] {
+        if (loop.being_destroyed()) {
+          throw std::logic_error(
+              "evcxx: a WaitableEvent made for a Loop that is being destroyed (inside a Cleanup "
+              "callback?); make it for a live Loop, or standalone with WaitableEvent()");
+        }
         auto announcer = std::make_unique<Announcer>(loop, *this, std::move(on_set));
         if (loop.running_on_this_thread()) {
           std::lock_guard<std::recursive_mutex> lock(announcer->gate);

@@ -9,6 +9,7 @@
 #include <evcxx/async.hpp>
 #include <evcxx/cleanup.hpp>
 #include <evcxx/signal.hpp>
+#include <evcxx/waitable_event.hpp>
 
 using evcxx::Cleanup;
 using evcxx::Loop;
@@ -132,4 +133,20 @@ TEST(Cleanup, WatchersCannotBeCreatedOnALoopBeingDestroyed) {
   evcxx::Loop next;
   evcxx::Signal signal(next, SIGUSR1, [] {});  // the signal is free for another loop
   EXPECT_TRUE(signal.active());
+}
+
+TEST(Cleanup, AWaitableEventCannotBeMadeForALoopBeingDestroyed) {
+  std::optional<evcxx::Cleanup> cleanup;
+  std::string error;
+  {
+    evcxx::Loop loop;
+    cleanup.emplace(loop, [&] {
+      try {
+        evcxx::WaitableEvent late(loop, [] {});
+      } catch (const std::logic_error& e) {
+        error = e.what();
+      }
+    });
+  }
+  EXPECT_NE(error.find("being destroyed"), std::string::npos) << error;
 }

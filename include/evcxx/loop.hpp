@@ -324,7 +324,9 @@ class EVCXX_API Loop {
   void set_io_collect_interval(std::chrono::duration<double> interval);
   void set_timeout_collect_interval(std::chrono::duration<double> interval);
   // ev_verify: checks libev's internal consistency. Throws std::logic_error where libev would
-  // abort because unref() was called more often than ref() plus the active watchers hold.
+  // abort because unref() was called more often than ref() plus the active watchers hold. It
+  // counts evcxx's watchers only: raw libev watchers of C code that hold the loop too may make it
+  // throw where libev would not (call ev_verify(native()) yourself then).
   void verify();
 
   // Running the loop under the user's own mutex (libev's ev_set_loop_release_cb): release runs

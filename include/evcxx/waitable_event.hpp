@@ -28,7 +28,11 @@ namespace evcxx {
 // waits for the few instructions set() and clear() have left (they never block). Any other call
 // must have returned. Once the destructor returned, on_set does not run again; on another thread
 // than the loop's it waits for an on_set that is running, so on_set must not wait for that
-// thread. The Loop may be destroyed first: waiters, is_set() and fd() keep working.
+// thread. The Loop may be destroyed first: waiters, is_set(), set() and fd() keep working. What
+// the Loop's destruction must not race (as for Loop::post): a set() on an event with a Loop, or
+// the construction or destruction of such an event on another thread; those must have returned
+// before ~Loop begins. Making one while the Loop is being destroyed (inside a Cleanup callback)
+// throws std::logic_error.
 // Design: libev starts and stops an ev_async only on its loop thread, so an event made or
 // destroyed elsewhere hands that to the loop thread through a Loop-internal list (run at its next
 // wake-up, or by ~Loop); Loop::post is not used, so a stopped LoopThread refuses nothing.
