@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Async::Async(Loop& loop, Callback callback) : Async(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Async::Async(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::mov
   ev_async_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

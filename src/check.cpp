@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Check::Check(Loop& loop, Callback callback) : Check(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Check::Check(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::mov
   ev_check_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

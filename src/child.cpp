@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -91,4 +91,4 @@ bool Child::continued() const noexcept {
   return reported() && WIFCONTINUED(watcher_.rstatus);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Cleanup::Cleanup(Loop& loop, Callback callback) : Cleanup(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Cleanup::Cleanup(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std:
   ev_cleanup_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -9,7 +9,8 @@
 #include <stdexcept>
 #include <string>
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 namespace {
 
@@ -314,4 +315,5 @@ void ClosedFdGuard::disarm_timer() noexcept {
   ev_timer_stop(raw_loop_, &timer_);
 }
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -10,7 +10,8 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 // Io::closed_fd_check_interval() in seconds; zero or less turns the periodic check off.
 extern std::atomic<double> closed_fd_check_seconds;
@@ -117,4 +118,5 @@ class ClosedFdGuard final : public WatcherLink {
   std::vector<int> closed_fds_;  // scratch
 };
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -1,6 +1,9 @@
 #pragma once
 
-namespace evcxx::detail {
+#include "evcxx/export.hpp"
+
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 // Tells the CPU this thread is spinning on another's store: lets its sibling hyperthread run and
 // saves power, without giving up the time slice.
@@ -12,4 +15,5 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "closed_fd_guard.hpp"
 #include "io_uring_check.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // Membership in the inner Loop's watcher list, so that the inner Loop's destruction stops the
 // Embed before libev would keep polling a backend descriptor that no longer exists.
@@ -188,4 +188,4 @@ void Embed::check_inner(const Loop& inner) const {
   }
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Fork::Fork(Loop& loop, Callback callback) : Fork(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Fork::Fork(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(
   ev_fork_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

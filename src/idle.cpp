@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Idle::Idle(Loop& loop, Callback callback) : Idle(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Idle::Idle(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(
   ev_idle_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "closed_fd_guard.hpp"
 #include "io_uring_check.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -99,4 +99,4 @@ void Io::fail_closed_fd() noexcept {
   ev_feed_event(raw_loop_, &watcher_, EV_ERROR | EV_READ | EV_WRITE);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -2,10 +2,13 @@
 
 #include <ev.h>
 
+#include "evcxx/export.hpp"
+
 #include <stdexcept>
 #include <string>
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 // libev (up to 4.33 at least) reuses io_uring submission entries without clearing them, and
 // current kernels reject a POLL_REMOVE whose stale poll32_events is set; the entries after it stay
@@ -26,4 +29,5 @@ inline void reject_broken_io_uring(struct ev_loop* loop, const char* what) {
   }
 }
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -17,7 +17,7 @@
 #include "evcxx/watcher.hpp"
 #include "task_queue.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // What post() and stop() need: one ev_async that does not keep the loop alive, and the queue.
 struct Loop::Impl {
@@ -414,4 +414,4 @@ void Loop::rethrow_captured() {
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -5,7 +5,7 @@
 #include <thread>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorHandler on_error,
                    LoopFlags flags) {
@@ -91,4 +91,4 @@ bool LoopPool::ended_when_done() const noexcept {
   return true;
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -10,7 +10,7 @@
 #include <limits>
 #include <stdexcept>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 struct LoopThread::State {
   State(std::string thread_name, ErrorHandler handler, LoopFlags flags)
@@ -253,4 +253,4 @@ LoopStopped LoopThread::stopped_error() {
       "try_post() where producers may race the shutdown)");
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

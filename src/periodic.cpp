@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -159,4 +159,4 @@ ev_tstamp Periodic::reschedule_trampoline(ev_periodic* w, ev_tstamp now) noexcep
   return next;
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

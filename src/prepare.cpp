@@ -2,7 +2,7 @@
 
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 Prepare::Prepare(Loop& loop, Callback callback) : Prepare(loop, deferred, std::move(callback)) {
   start();
@@ -12,4 +12,4 @@ Prepare::Prepare(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std:
   ev_prepare_set(&watcher_);
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

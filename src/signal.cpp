@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -92,4 +92,4 @@ void Signal::stop_native() noexcept {
   if (--owner.watchers == 0) owner.loop = nullptr;
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -88,4 +88,4 @@ void Stat::configure() noexcept {
   ev_stat_set(&watcher_, path_.c_str(), interval_.count());
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

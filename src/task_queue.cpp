@@ -11,7 +11,8 @@
 #include <new>
 #include <utility>
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 namespace {
 
@@ -514,4 +515,5 @@ std::size_t TaskQueue::lane_count() noexcept {
   return current_lanes().size();
 }
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -11,7 +11,8 @@
 
 #include "evcxx/loop.hpp"
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 // The queue behind Loop::post(): many producers on any thread, one consumer (the loop thread).
 //
@@ -162,4 +163,5 @@ class TaskQueue {
   std::size_t spare_segment_count_ = 0;
 };
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -58,4 +58,4 @@ void Timer::set_repeat(Duration repeat) {
   watcher_.repeat = checked_seconds(repeat, "repeat");
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -19,7 +19,7 @@
 #include <thread>
 #include <utility>
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
@@ -351,4 +351,4 @@ void WaitableEvent::sync_fd() const noexcept {
   }
 }
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

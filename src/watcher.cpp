@@ -3,7 +3,8 @@
 #include <stdexcept>
 #include <string>
 
-namespace evcxx::detail {
+EVCXX_BEGIN_NAMESPACE
+namespace detail {
 
 struct ev_loop* detached_loop() noexcept {
   // Select backend and no optional features: only memory, no file descriptors. Never run, never
@@ -67,4 +68,5 @@ void WatcherLink::throw_priority_while_active() {
       "pending event) before changing its priority");
 }
 
-}  // namespace evcxx::detail
+}  // namespace detail
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_async: wakes a loop from another thread or a signal handler.
 //
@@ -48,4 +48,4 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
   static constexpr auto native_stop = &ev_async_stop;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_check: runs in every loop iteration just after the loop has collected events (after it woke
 // up), before the callbacks of those events that have the same or a lower priority. Pair with
@@ -28,4 +28,4 @@ class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
   static constexpr auto native_stop = &ev_check_stop;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -7,7 +7,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_child: status changes of a child process (exit, death by a signal and, when tracing, stop
 // and continue). Only Loop::default_loop() (or a Loop wrapping ev_default_loop()) can watch
@@ -68,4 +68,4 @@ class EVCXX_API Child final : public Watcher<Child, ev_child, void()> {
   bool reported() const noexcept { return watcher_.rpid != 0; }
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

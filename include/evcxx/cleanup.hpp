@@ -6,7 +6,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_cleanup: runs while its loop is being destroyed, i.e. in ~Loop of a Loop that owns its
 // ev_loop. By then every other watcher of the loop is already detached and inactive; the
@@ -37,4 +37,4 @@ class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
   bool holds_reference() const noexcept override { return false; }  // libev unrefs it
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_embed: runs an inner Loop inside an outer one, so that one run() of the outer loop serves
 // the I/O of both, e.g. to give a group of descriptors their own backend. libev supports only I/O
@@ -86,4 +86,4 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   Loop* hooked_inner_ = nullptr;           // whose invoke-pending hook we installed
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

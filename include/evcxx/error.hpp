@@ -5,7 +5,7 @@
 
 #include "evcxx/export.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // Thrown when libev itself fails (for example ev_loop_new() finding no usable backend).
 // System calls that fail with an errno throw std::system_error instead.
@@ -14,4 +14,4 @@ class EVCXX_API Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

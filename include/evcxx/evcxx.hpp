@@ -18,5 +18,6 @@
 #include "evcxx/signal.hpp"
 #include "evcxx/stat.hpp"
 #include "evcxx/timer.hpp"
+#include "evcxx/version.hpp"
 #include "evcxx/waitable_event.hpp"
 #include "evcxx/watcher.hpp"

@@ -1,11 +1,25 @@
 #pragma once
 
-// The shared library is built with hidden visibility; only what carries EVCXX_API is exported.
-#if defined(__GNUC__) || defined(__clang__)
+#include "evcxx/version.hpp"
+
+// Visibility. The shared library (EVCXX_SHARED, set by CMake and pkg-config for its users) is
+// built with hidden visibility and exports only what carries EVCXX_API. The static library is
+// built hidden too and marks nothing: linked into a user's shared object it exports no evcxx
+// symbol of its own, and the inline functions the user's code instantiates follow the user's
+// flags (build that object with -fvisibility-inlines-hidden, as for any header-heavy library).
+#if defined(EVCXX_SHARED) && (defined(__GNUC__) || defined(__clang__))
 #define EVCXX_API __attribute__((visibility("default")))
 #else
 #define EVCXX_API
 #endif
+
+// Every declaration of evcxx lives in the versioned inline namespace (see version.hpp).
+#define EVCXX_BEGIN_NAMESPACE \
+  namespace evcxx {           \
+  inline namespace EVCXX_ABI_NAMESPACE {
+#define EVCXX_END_NAMESPACE \
+  }                         \
+  }
 
 // ThreadSanitizer cannot see the ordering libev's fences give between ev_async_send() and the
 // callback; these annotations tell it, and compile to nothing in every other build.

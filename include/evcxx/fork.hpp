@@ -6,7 +6,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_fork: runs in a child process after fork(), once the child has told its loop with
 // Loop::fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The callback
@@ -27,4 +27,4 @@ class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
   static constexpr auto native_stop = &ev_fork_stop;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

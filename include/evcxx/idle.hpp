@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_idle: runs once per loop iteration while the loop has nothing else to do, i.e. when no
 // event of the same or a higher priority is pending. While active, the loop polls for events
@@ -28,4 +28,4 @@ class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
   static constexpr auto native_stop = &ev_idle_stop;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

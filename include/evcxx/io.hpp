@@ -9,7 +9,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // One kind of readiness an Io watcher waits for.
 enum class IoEvent : int {
@@ -169,4 +169,4 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   Io* guard_next_ = nullptr;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -15,7 +15,7 @@
 
 #include "evcxx/export.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 class LoopThread;
 class WaitableEvent;
@@ -394,4 +394,4 @@ class EVCXX_API Loop {
   std::exception_ptr error_;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -13,7 +13,7 @@
 #include "evcxx/export.hpp"
 #include "evcxx/loop_thread.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // N LoopThreads, for servers that spread connections over cores: an acceptor hands each new
 // connection to next() (round-robin) or to for_key(key) (the same key always reaches the same
@@ -94,4 +94,4 @@ class EVCXX_API LoopPool {
   std::atomic<std::size_t> next_{0};
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -14,7 +14,7 @@
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // A Loop running on its own std::thread, started on construction and stopped and joined on
 // destruction. Other threads hand it work with post() and submit(); watchers for it are created,
@@ -206,4 +206,4 @@ class EVCXX_API LoopThread {
   std::thread thread_;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -10,7 +10,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_periodic: a timer on the wall clock (Clock, like Timestamp) rather than on elapsed time, so
 // it follows changes of the system time. Three modes:
@@ -87,4 +87,4 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
   std::exception_ptr* rule_error_ = nullptr;  // set while start()/again() can call the rule
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

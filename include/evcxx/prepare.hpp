@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_prepare: runs at the start of every loop iteration, just before the loop collects events
 // (and blocks if nothing is pending). Pair with Check to integrate another event source: set it up
@@ -31,4 +31,4 @@ class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
   static constexpr bool recheck_fds_after(const Prepare&, int) noexcept { return true; }
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_signal: calls back on the loop thread after the process received a signal (synchronously,
 // so the callback may do anything). Signals that arrive close together may be reported once.
@@ -52,4 +52,4 @@ class EVCXX_API Signal final : public Watcher<Signal, ev_signal, void()> {
   void stop_native() noexcept;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -10,7 +10,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_stat: changes of a path's attributes (lstat(2)): creation, deletion, size, times, owner,
 // mode, inode. Starting the watcher records the current attributes; the callback runs when they
@@ -73,4 +73,4 @@ class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
   Duration interval_;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

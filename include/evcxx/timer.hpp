@@ -9,7 +9,7 @@
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // ev_timer: a relative timeout, optionally repeating, on the loop's monotonic clock.
 //
@@ -50,4 +50,4 @@ class EVCXX_API Timer final : public Watcher<Timer, ev_timer, void()> {
   static constexpr auto native_stop = &ev_timer_stop;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

@@ -12,7 +12,7 @@
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // A level-triggered event in the style of a pipe: set from anywhere (threads, signal handlers),
 // waited on from any thread, polled as a file descriptor by foreign code, and, when made with a
@@ -152,4 +152,4 @@ class EVCXX_API WaitableEvent {
   const bool announce_ = false;           // an on_set was given: set() sends to the loop
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE

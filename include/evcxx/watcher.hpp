@@ -10,7 +10,7 @@
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 
-namespace evcxx {
+EVCXX_BEGIN_NAMESPACE
 
 // Pass as a watcher's second constructor argument to create it stopped; start() it later.
 struct deferred_t {
@@ -227,4 +227,4 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   unsigned callback_generation_ = 0;
 };
 
-}  // namespace evcxx
+EVCXX_END_NAMESPACE
