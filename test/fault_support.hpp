@@ -234,6 +234,17 @@ inline void warm_up_exception_types() {
   }
 }
 
+// Everything a pipe's read end delivers until the writer closes it (a forked child's stderr).
+inline std::string read_to_end(int fd) {
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
+    if (n > 0) text.append(buffer, static_cast<std::size_t>(n));
+    if (n < 0 && errno != EINTR) break;
+  }
+  return text;
+}
+
 // Runs body in a forked child (a libev abort() must not take the test binary down), with its
 // stderr captured: the test fails when the child dies of a signal, a require() fails, body throws
 // or (under ASan) it leaked. The parent must be single-threaded.
@@ -270,12 +281,7 @@ inline void run_in_child(const std::function<void()>& body) {
     evcxx_test::exit_child(code);
   }
   ::close(out[1]);
-  std::string output;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) != 0;) {
-    if (n > 0) output.append(buffer, static_cast<std::size_t>(n));
-    if (n < 0 && errno != EINTR) break;
-  }
+  const std::string output = read_to_end(out[0]);
   ::close(out[0]);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);

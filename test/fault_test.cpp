@@ -36,6 +36,7 @@ using evcxx_fault::Ballast;
 using evcxx_fault::DescriptorHog;
 using evcxx_fault::fail_each_allocation;
 using evcxx_fault::free_descriptors;
+using evcxx_fault::read_to_end;
 using evcxx_fault::require;
 using evcxx_fault::require_descriptor_error;
 using evcxx_fault::run_in_child;
@@ -1266,11 +1267,7 @@ TEST(AllocationFailure, AnyThreadAnyAllocationNeverTerminates) {
         evcxx_test::exit_child(result);
       }
       ::close(out[1]);
-      char buffer[4096];
-      for (ssize_t got; (got = ::read(out[0], buffer, sizeof buffer)) != 0;) {
-        if (got > 0) output.append(buffer, static_cast<std::size_t>(got));
-        if (got < 0 && errno != EINTR) break;
-      }
+      output = read_to_end(out[0]);
       ::close(out[0]);
       int status = 0;
       ASSERT_EQ(::waitpid(child, &status, 0), child);

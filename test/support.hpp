@@ -161,6 +161,15 @@ class Deadline {
   evcxx::Periodic periodic_;
 };
 
+// Blocks in poll() until fd is readable or `limit` passes; returns poll()'s count and revents.
+inline std::pair<int, short> poll_readable(int fd, std::chrono::seconds limit = kPatience) {
+  struct pollfd p {};
+  p.fd = fd;
+  p.events = POLLIN;
+  const int n = ::poll(&p, 1, static_cast<int>(limit.count() * 1000));
+  return {n, p.revents};
+}
+
 // True when fd is readable right now (poll with a zero timeout).
 inline bool readable(int fd) {
   struct pollfd p {};

@@ -281,13 +281,10 @@ TEST(WaitableEventFd, WakesAForeignPollLoop) {
     std::this_thread::sleep_for(20ms);  // makes it likely poll() blocks first
     event.set();
   });
-  struct pollfd p {};
-  p.fd = fd;
-  p.events = POLLIN;
-  const int n = ::poll(&p, 1, static_cast<int>(kPatience.count() * 1000));
+  const auto [n, revents] = evcxx_test::poll_readable(fd);
   setter.join();
   EXPECT_EQ(n, 1);
-  EXPECT_TRUE(p.revents & POLLIN);
+  EXPECT_TRUE(revents & POLLIN);
   EXPECT_TRUE(event.is_set());
 }
 
@@ -520,14 +517,11 @@ TEST(WaitableEventStandalone, SetClearWaitAndFdWithoutALoop) {
     std::this_thread::sleep_for(20ms);  // makes it likely poll() blocks first
     event.set();
   });
-  struct pollfd p {};
-  p.fd = fd;
-  p.events = POLLIN;
-  const int n = ::poll(&p, 1, static_cast<int>(kPatience.count() * 1000));
+  const auto [n, revents] = evcxx_test::poll_readable(fd);
   setter.join();
   waiter.join();
   EXPECT_EQ(n, 1);
-  EXPECT_TRUE(p.revents & POLLIN);
+  EXPECT_TRUE(revents & POLLIN);
   EXPECT_TRUE(waited.load());
   EXPECT_TRUE(event.is_set());
 }
