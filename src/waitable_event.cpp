@@ -82,7 +82,7 @@ struct WaitableEvent::Announcer final : detail::LoopChore {
     // start): announce it now. seq_cst pairs with set(): one of the two sees the other.
     const std::uint32_t word = owner->word_.load(std::memory_order_seq_cst);
     if ((word & kSetBit) != 0 && generation_of(word) != announced) {
-      ev_feed_event(loop.native(), async->native(), EV_ASYNC);
+      async->feed();
     }
   }
 

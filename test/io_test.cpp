@@ -629,6 +629,28 @@ TEST_P(ClosedFd, SharedByTwoWatchersClosedAndOneStoppedByAPrepareOfDefaultPriori
   EXPECT_FALSE(reader.active());
 }
 
+// A callback that a Prepare feed()s runs in the same prepare phase, after the Prepare's check.
+TEST_P(ClosedFd, SharedByTwoWatchersClosedAndOneStoppedByACallbackAPrepareFed) {
+  SocketPair s;
+  int reader_errors = 0;
+  evcxx::Io reader(loop, s.a.get(), IoEvent::readable,
+                   [&](IoEvents e) { reader_errors += e.error(); });
+  evcxx::Io writer(loop, s.a.get(), IoEvent::writable, [](IoEvents) {});
+  for (int i = 0; i < 3; ++i) loop.run(evcxx::Run::nowait);
+  evcxx::Timer closer(loop, evcxx::deferred, std::chrono::hours(1), [&] {
+    s.a.reset();
+    writer.stop();
+  });
+  bool fed = false;
+  evcxx::Prepare feeder(loop, [&] {
+    if (!fed) closer.feed();
+    fed = true;
+  });
+  for (int i = 0; i < 3 && reader_errors == 0; ++i) loop.run(evcxx::Run::nowait);
+  EXPECT_EQ(reader_errors, 1);
+  EXPECT_FALSE(reader.active());
+}
+
 TEST_P(ClosedFd, StartedOnAClosedDescriptorByAPrepare) {
   SocketPair s;
   const int stale = s.a.get();

@@ -98,8 +98,9 @@ class ClosedFdGuard;
 // closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
 // the check runs, the watchers silently watch the new file and no error can be reported. What the
 // checks cannot cover (libev may still abort): a descriptor closed by another thread while the
-// loop runs, or inside a raw libev prepare watcher of priority EV_MINPRI (an evcxx Prepare of that
-// priority is followed by a second check); raw ev_io watchers (from C code on Loop::native()) on
+// loop runs, or inside a raw libev prepare watcher of C code (evcxx Prepare callbacks and
+// callbacks made pending by feed() are followed by a second check); raw ev_io watchers (from C
+// code on Loop::native()) on
 // a descriptor closed under them; checks skipped because a Loop::set_invoke_pending_hook() defers
 // callbacks past the iteration.
 //

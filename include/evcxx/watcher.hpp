@@ -171,6 +171,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   }
   void feed_with(int revents) {
     require_attached("feed()");
+    fed_ = true;
     ev_feed_event(raw_loop_, &watcher_, revents);
   }
 
@@ -186,7 +187,9 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
     auto* watcher = static_cast<Watcher*>(w->data);
     Loop* loop = watcher->loop_;  // read now: the callback may destroy the watcher
-    const bool recheck = Derived::recheck_fds_after(watcher->self(), revents);
+    // A fed callback may run in the prepare phase, right before libev registers descriptors.
+    const bool recheck = Derived::recheck_fds_after(watcher->self(), revents) || watcher->fed_;
+    watcher->fed_ = false;
     if (std::exception_ptr error = watcher->dispatch(revents)) {
       loop->capture_exception(std::move(error));
     }
@@ -225,6 +228,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
 
   Callback callback_;
   unsigned callback_generation_ = 0;
+  bool fed_ = false;  // feed() made it pending: check descriptors after its callback (see Io)
 };
 
 EVCXX_END_NAMESPACE
