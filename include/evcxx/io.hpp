@@ -100,9 +100,8 @@ class ClosedFdGuard;
 // checks cannot cover (libev may still abort): a descriptor closed by another thread while the
 // loop runs, or inside a raw libev prepare watcher of C code (evcxx Prepare callbacks and
 // callbacks made pending by feed() are followed by a second check); raw ev_io watchers (from C
-// code on Loop::native()) on
-// a descriptor closed under them; checks skipped because a Loop::set_invoke_pending_hook() defers
-// callbacks past the iteration.
+// code on Loop::native()) on a descriptor closed under them; checks skipped because a
+// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
 //
 // Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
 // (std::invalid_argument; a stale number closed before the Loop was created can name it), and
