@@ -201,7 +201,7 @@ bool Loop::run(Run how) {
   return active;
 }
 
-void Loop::fork() noexcept {
+void Loop::notify_fork() noexcept {
   impl_->fork_pending = true;
   ev_loop_fork(loop_);
 }

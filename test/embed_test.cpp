@@ -431,7 +431,7 @@ TEST(Embed, ActiveEmbedHoldsTheOuterLoopOnceEvenAcrossLibevsForkHandling) {
   EXPECT_FALSE(outer.run(evcxx::Run::nowait));  // ...once: one unref() lets run() return
   evcxx_test::Watchdog watchdog(outer, 10s);
   outer.run();
-  outer.fork();  // libev's fork watcher behind the Embed stops and restarts it
+  outer.notify_fork();  // libev's fork watcher behind the Embed stops and restarts it
   outer.run();
   watchdog.disarm();
   EXPECT_FALSE(watchdog.fired()) << "run() stayed blocked with the Embed unref'd";

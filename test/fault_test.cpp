@@ -557,7 +557,7 @@ TEST(AllocationFailure, ForkAndCleanupConstruction) {
         cleanup.emplace(*loop, [&cleaned, b = Ballast{}] { cleaned = true; });
       },
       after, true);
-  loop->fork();
+  loop->notify_fork();
   loop->run(evcxx::Run::nowait);
   EXPECT_TRUE(forked);
   loop.reset();
@@ -1139,15 +1139,15 @@ TEST(DescriptorExhaustion, WatchersEventsPostsOnExistingLoops) {
   });
 }
 
-// After Loop::fork() the next run() recreates the wake-up descriptor (libev's loop_fork), and
-// libev abort()s when it cannot.
+// After Loop::notify_fork() the next run() recreates the wake-up descriptor (libev's loop_fork),
+// and libev abort()s when it cannot.
 TEST(DescriptorExhaustion, RunAfterForkThrowsEmfile) {
   run_in_child([] {
     evcxx::Loop loop;
     bool forked = false;
     evcxx::Fork fork(loop, [&] { forked = true; });
     DescriptorHog hog;
-    loop.fork();
+    loop.notify_fork();
     require_descriptor_error("run() after fork()", [&] { loop.run(evcxx::Run::nowait); });
     require(!forked, "the fork was not handled yet");
     hog.release();
@@ -1208,7 +1208,7 @@ void whole_life() {
   if (inner) embed.emplace(loop, *inner);
   event.set();
   ::raise(SIGUSR1);
-  loop.fork();
+  loop.notify_fork();
   std::thread([&] {
     try {
       loop.post([&done, b = Ballast{}] { static_cast<void>(done); });

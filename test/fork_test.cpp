@@ -46,7 +46,7 @@ TEST(Fork, RunsInTheChildAfterLoopForkAndNeverInTheParent) {
   EXPECT_EQ(calls, 0);
 
   const int child = in_child([&] {
-    loop.fork();
+    loop.notify_fork();
     loop.run(evcxx::Run::nowait);
     return calls == 1 ? 0 : 10 + calls;
   });
@@ -55,6 +55,22 @@ TEST(Fork, RunsInTheChildAfterLoopForkAndNeverInTheParent) {
   loop.run(evcxx::Run::nowait);
   EXPECT_EQ(calls, 0);
   EXPECT_TRUE(watcher.active());
+}
+
+// Loop::fork(), the name before notify_fork(), still works for one release (and warns).
+TEST(Fork, TheDeprecatedForkNameStillNotifiesTheLoop) {
+  Loop loop;
+  int calls = 0;
+  Fork watcher(loop, [&] { ++calls; });
+  const int child = in_child([&] {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    loop.fork();
+#pragma GCC diagnostic pop
+    loop.run(evcxx::Run::nowait);
+    return calls == 1 ? 0 : 10 + calls;
+  });
+  EXPECT_EQ(child, 0) << "exit 10 + n: the Fork callback ran n times in the child";
 }
 
 TEST(Fork, DoesNotRunUnlessTheLoopIsToldAboutTheFork) {
@@ -90,7 +106,7 @@ TEST(Fork, RunsBeforeOtherEventsAndLeavesBothLoopsWorking) {
   });
 
   const int child = in_child([&] {
-    loop.fork();
+    loop.notify_fork();
     async.send();  // already due when the loop starts, yet the Fork callback runs first
     loop.run(evcxx::Run::once);
     if (order != "fork async ") return 10;
@@ -115,11 +131,11 @@ TEST(Fork, DeferredStartsStoppedAndStoppedWatchersDoNotRun) {
   EXPECT_FALSE(watcher.active());
   EXPECT_FALSE(loop.run());  // an inactive Fork does not keep the loop alive
   const int child = in_child([&] {
-    loop.fork();
+    loop.notify_fork();
     loop.run(evcxx::Run::nowait);
     if (calls != 0) return 10;
     watcher.start();
-    loop.fork();
+    loop.notify_fork();
     loop.run(evcxx::Run::nowait);
     return calls == 1 ? 0 : 11;
   });

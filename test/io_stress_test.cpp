@@ -205,7 +205,7 @@ bool is_epoll_fd(int fd) {
 }
 
 // Runs f, which watches fd; evcxx refuses only the loop's own epoll descriptor (a closed number
-// that epoll_create() took, after Loop::fork()).
+// that epoll_create() took, after Loop::notify_fork()).
 std::size_t epoll_fd_refusals = 0;
 
 template <class F>
@@ -238,7 +238,7 @@ struct Slot {
 class Stress {
  public:
   // pipe_before_loop: a pipe opened before the loop, so that its numbers are below the loop's
-  // own: once closed, a Loop::fork() gives one of them to the new epoll instance.
+  // own: once closed, a Loop::notify_fork() gives one of them to the new epoll instance.
   Stress(Backend backend, unsigned seed, std::chrono::duration<double> budget,
          const int (&pipe_before_loop)[2])
       : loop_(evcxx::LoopFlags(backend)), rng_(seed), budget_(budget) {
@@ -562,8 +562,8 @@ class Stress {
     if (action >= 12 && action < 14) feed();
     if (action == 13 && chance(16)) {
       // libev registers every descriptor again (epoll: in a new epoll instance).
-      log_action("loop.fork()");
-      loop_.fork();
+      log_action("loop.notify_fork()");
+      loop_.notify_fork();
       ++forks_;
     }
     if (action >= 14) run_loop();
@@ -643,7 +643,8 @@ TEST_P(IoStress, SharedDescriptorsClosedStoppedDestroyedAndMovedInAnyOrderNeverA
         if (::pipe2(before, O_NONBLOCK | O_CLOEXEC) != 0) child_fails("pipe2 failed");
         Stress stress(backend, seed, 2s, before);
         stress.run();
-        std::fprintf(stderr, "%zu steps, %zu Loop::fork(), %zu Io refused the loop's epoll fd\n",
+        std::fprintf(stderr,
+                     "%zu steps, %zu Loop::notify_fork(), %zu Io refused the loop's epoll fd\n",
                      stress.steps(), stress.forks(), epoll_fd_refusals);
       },
       std::chrono::seconds(90));

@@ -695,7 +695,7 @@ TEST_P(ClosedFd, ClosedThenTheLoopIsToldOfAFork) {
   evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) { errors += e.error(); });
   evcxx::Timer closer(loop, 0s, [&] {
     p.read.reset();
-    loop.fork();  // epoll and io_uring register every descriptor again
+    loop.notify_fork();  // epoll and io_uring register every descriptor again
   });
   Watchdog dog(loop, std::chrono::seconds(30));
   EXPECT_FALSE(loop.run());

@@ -658,7 +658,7 @@ TEST(Loop, ForkInTheChildKeepsTheLoopWorking) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    loop.fork();
+    loop.notify_fork();
     bool task_ran = false;
     loop.post([&] { task_ran = true; });
     async.send();

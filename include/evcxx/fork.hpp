@@ -9,9 +9,9 @@
 EVCXX_BEGIN_NAMESPACE
 
 // ev_fork: runs in a child process after fork(), once the child has told its loop with
-// Loop::fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The callback
+// Loop::notify_fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The callback
 // runs at the start of the loop's next iteration, before it waits for events, and only in the
-// process where Loop::fork() was called. An active Fork keeps its loop alive.
+// process where Loop::notify_fork() was called. An active Fork keeps its loop alive.
 //
 // Thread-safety: every member is for the loop thread.
 class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {

@@ -161,7 +161,8 @@ class LoopFlags {
   static constexpr LoopFlags from_raw(unsigned bits) noexcept { return LoopFlags(bits, 0); }
   static constexpr LoopFlags noenv() noexcept { return LoopFlags(EVFLAG_NOENV, 0); }
   // libev then notices a fork itself and recreates the loop's descriptors in the next iteration,
-  // where it abort()s if the process is out of descriptors; after Loop::fork() run() checks first.
+  // where it abort()s if the process is out of descriptors; after Loop::notify_fork() run() checks
+  // first.
   static constexpr LoopFlags forkcheck() noexcept { return LoopFlags(EVFLAG_FORKCHECK, 0); }
   static constexpr LoopFlags noinotify() noexcept { return LoopFlags(EVFLAG_NOINOTIFY, 0); }
   static constexpr LoopFlags signalfd() noexcept { return LoopFlags(EVFLAG_SIGNALFD, 0); }
@@ -308,7 +309,9 @@ class EVCXX_API Loop {
   // Call in the child after fork() before using the loop there (ev_loop_fork). Use this rather
   // than ev_loop_fork(native()): the next run() then checks that libev can recreate the loop's
   // wakeup descriptor (see run()).
-  void fork() noexcept;
+  void notify_fork() noexcept;
+  // The old name of notify_fork(), kept for one release.
+  [[deprecated("evcxx: use Loop::notify_fork()")]] void fork() noexcept { notify_fork(); }
   // ev_ref / ev_unref: whether an active watcher keeps run() from returning. Call unref() after
   // starting a watcher that should not keep the loop alive, and ref() before stopping it.
   void ref() noexcept {
