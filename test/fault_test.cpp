@@ -994,6 +994,8 @@ TEST(DescriptorExhaustion, LoopsThreadsAndPoolsThrowEmfileAndWorkOnceDescriptors
 // ev_default_loop() creates its backend and wake-up descriptors and starts its SIGCHLD watcher;
 // libev abort()s when it cannot create the wake-up pipe.
 TEST(DescriptorExhaustion, DefaultLoopCreationThrowsEmfile) {
+  // ctest runs each test in a process of its own; run together, an earlier test made it.
+  if (ev_default_loop_uc_() != nullptr) GTEST_SKIP() << "libev's default loop exists already";
   for (int spare = 0; spare <= 1; ++spare) {
     SCOPED_TRACE(std::to_string(spare) + " descriptors free");
     run_in_child([spare] {
