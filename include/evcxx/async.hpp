@@ -3,6 +3,7 @@
 #include <ev.h>
 
 #include <functional>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -28,9 +29,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
  public:
   // Active on construction. Loop thread.
-  Async(Loop& loop, Callback callback);
+  Async(Loop& loop, Callback callback) : Async(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later. Loop thread.
-  Async(Loop& loop, deferred_t, Callback callback);
+  Async(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_async_set(&watcher_);
+  }
   // Stops the watcher; a send that was not processed yet is dropped, never delivered.
   ~Async() override = default;
 

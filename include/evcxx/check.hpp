@@ -3,6 +3,7 @@
 #include <ev.h>
 
 #include <functional>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -18,9 +19,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
  public:
   // Active on construction.
-  Check(Loop& loop, Callback callback);
+  Check(Loop& loop, Callback callback) : Check(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later.
-  Check(Loop& loop, deferred_t, Callback callback);
+  Check(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_check_set(&watcher_);
+  }
   ~Check() override = default;
 
   static constexpr int event_mask = EV_CHECK;

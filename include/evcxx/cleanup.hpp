@@ -2,6 +2,8 @@
 
 #include <ev.h>
 
+#include <utility>
+
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
@@ -23,9 +25,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
  public:
   // Active on construction. Loop thread.
-  Cleanup(Loop& loop, Callback callback);
+  Cleanup(Loop& loop, Callback callback) : Cleanup(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later. Loop thread.
-  Cleanup(Loop& loop, deferred_t, Callback callback);
+  Cleanup(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_cleanup_set(&watcher_);
+  }
   ~Cleanup() override = default;
 
   static constexpr int event_mask = EV_CLEANUP;

@@ -2,6 +2,8 @@
 
 #include <ev.h>
 
+#include <utility>
+
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
@@ -9,17 +11,19 @@
 EVCXX_BEGIN_NAMESPACE
 
 // ev_fork: runs in a child process after fork(), once the child has told its loop with
-// Loop::notify_fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The callback
-// runs at the start of the loop's next iteration, before it waits for events, and only in the
-// process where Loop::notify_fork() was called. An active Fork keeps its loop alive.
+// Loop::notify_fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The
+// callback runs at the start of the loop's next iteration, before it waits for events, and only in
+// the process where Loop::notify_fork() was called. An active Fork keeps its loop alive.
 //
 // Thread-safety: every member is for the loop thread.
 class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
  public:
   // Active on construction. Loop thread.
-  Fork(Loop& loop, Callback callback);
+  Fork(Loop& loop, Callback callback) : Fork(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later. Loop thread.
-  Fork(Loop& loop, deferred_t, Callback callback);
+  Fork(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_fork_set(&watcher_);
+  }
   ~Fork() override = default;
 
   static constexpr int event_mask = EV_FORK;

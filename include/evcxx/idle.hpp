@@ -3,6 +3,7 @@
 #include <ev.h>
 
 #include <functional>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -18,9 +19,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
  public:
   // Active on construction.
-  Idle(Loop& loop, Callback callback);
+  Idle(Loop& loop, Callback callback) : Idle(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later.
-  Idle(Loop& loop, deferred_t, Callback callback);
+  Idle(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_idle_set(&watcher_);
+  }
   ~Idle() override = default;
 
   static constexpr int event_mask = EV_IDLE;

@@ -88,12 +88,12 @@ class ClosedFdGuard;
 //   active); the error arrives in the next iteration.
 // - epoll and the others: descriptors of watchers started, stopped, destroyed or set() since the
 //   last iteration are checked before libev registers them again (one poll() call in each
-//   iteration that changed one), and every active descriptor after Loop::notify_fork() (or when libev
-//   itself rebuilds its epoll set); the error arrives in the next iteration. A descriptor closed
-//   while its watchers stay as they are is found by a periodic check (closed_fd_check_interval(),
-//   1 s by default: one poll() call over the active watchers' descriptors, on a timer that does
-//   not keep the loop alive and runs only while Io watchers are active), so the error arrives
-//   within that interval.
+//   iteration that changed one), and every active descriptor after Loop::notify_fork() (or when
+//   libev itself rebuilds its epoll set); the error arrives in the next iteration. A descriptor
+//   closed while its watchers stay as they are is found by a periodic check
+//   (closed_fd_check_interval(), 1 s by default: one poll() call over the active watchers'
+//   descriptors, on a timer that does not keep the loop alive and runs only while Io watchers are
+//   active), so the error arrives within that interval.
 // All of this is a safety net for a bug in the caller: stop (or destroy) the watchers before
 // closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
 // the check runs, the watchers silently watch the new file and no error can be reported. What the

@@ -3,6 +3,7 @@
 #include <ev.h>
 
 #include <functional>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -18,9 +19,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
  public:
   // Active on construction.
-  Prepare(Loop& loop, Callback callback);
+  Prepare(Loop& loop, Callback callback) : Prepare(loop, deferred, std::move(callback)) { start(); }
   // Created stopped; start() it later.
-  Prepare(Loop& loop, deferred_t, Callback callback);
+  Prepare(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+    ev_prepare_set(&watcher_);
+  }
   ~Prepare() override = default;
 
   static constexpr int event_mask = EV_PREPARE;
