@@ -584,7 +584,11 @@ TEST(LoopThreadShutdown, PostsRacingStopWhenDoneEitherRunOrAreRefused) {
       refused.fetch_add(1);
     });
   }
-  while (started.load() < kProducers || accepted.load() < 1000) std::this_thread::yield();
+  // Both kinds of producer are under way before the door closes (a submit round trip is far
+  // slower than a try_post).
+  while (started.load() < kProducers || accepted.load() < 1000 || submitted.load() == 0) {
+    std::this_thread::yield();
+  }
   thread.stop_when_done(kGenerous);
   for (auto& t : producers) t.join();
   thread.join();
