@@ -76,29 +76,32 @@ void recheck_closed_fds(Loop& loop) noexcept {
 }
 
 void ClosedFdGuard::recheck(Loop& loop) noexcept {
-  ClosedFdGuard* const guard = of(loop);
-  if (guard == nullptr) return;
+  if (ClosedFdGuard* const guard = of(loop)) guard->check_before_registration();
+}
+
+void ClosedFdGuard::check_before_registration() noexcept {
   // What libev registers next: the changes not yet checked by the guard's own prepare (kept for
   // it, so that what is closed later is still caught there) and, once that prepare ran in this
   // iteration, what it checked, which libev has not registered yet.
-  const bool in_phase =
-      guard->phase_checked_ && ev_iteration(guard->raw_loop_) == guard->phase_iteration_;
-  const bool all = guard->check_all_ || (guard->mode_ == Mode::every_iteration && in_phase);
-  if (!all && guard->changed_fds_.empty() && !(in_phase && !guard->phase_fds_.empty())) return;
-  guard->pollfds_.clear();
+  const bool in_phase = phase_checked_ && ev_iteration(raw_loop_) == phase_iteration_;
+  const bool all = check_all_ || (mode_ == Mode::every_iteration && in_phase);
+  if (!all && changed_fds_.empty() && !(in_phase && !phase_fds_.empty())) return;
+  pollfds_.clear();
   try {
     if (all) {
-      guard->collect_active();
+      collect_active();
     } else {
-      if (in_phase) {
-        for (int fd : guard->phase_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
-      }
-      for (int fd : guard->changed_fds_) guard->pollfds_.push_back(pollfd{fd, 0, 0});
+      if (in_phase) add_to_poll(phase_fds_);
+      add_to_poll(changed_fds_);
     }
-    guard->fail_closed();
+    fail_closed();
   } catch (...) {
-    guard->fail_closed_one_by_one();
+    fail_closed_one_by_one();
   }
+}
+
+void ClosedFdGuard::add_to_poll(const std::vector<int>& fds) {
+  for (int fd : fds) pollfds_.push_back(pollfd{fd, 0, 0});
 }
 
 void ClosedFdGuard::withdraw(Io& io) noexcept {
@@ -205,7 +208,7 @@ void ClosedFdGuard::on_prepare() noexcept {
   phase_iteration_ = ev_iteration(raw_loop_);
   try {
     if (!all) {
-      for (int fd : changed_fds_) pollfds_.push_back(pollfd{fd, 0, 0});
+      add_to_poll(changed_fds_);
       phase_fds_.swap(changed_fds_);
     } else if (!collect_active()) {
       disarm_prepare();

@@ -85,6 +85,10 @@ class ClosedFdGuard final : public WatcherLink {
   int epoll_fd() noexcept;
   [[noreturn]] static void reject_epoll_fd(int fd);
   void on_prepare() noexcept;
+  // recheck() for this guard.
+  void check_before_registration() noexcept;
+  // Appends fds to pollfds_ (may throw std::bad_alloc).
+  void add_to_poll(const std::vector<int>& fds);
   static ClosedFdGuard* of(Loop& loop) noexcept;  // nullptr when the loop has none
   void on_timer() noexcept;
   void on_fork() noexcept;
