@@ -59,13 +59,13 @@ Embed::Embed(Loop& loop, Loop& inner, Callback callback)
   start();
 }
 
-Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callback callback) : Watcher(loop, Callback()) {
+Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callback callback)
+    : Watcher(loop, std::move(callback)) {
   detail::reject_broken_io_uring(loop.native(), "Embed");
   check_inner(inner);
   ev_prepare_init(&inner_fd_check_, &Embed::check_inner_fds);
   inner_fd_check_.data = this;
   ev_set_priority(&inner_fd_check_, EV_MAXPRI);  // libev's embed prepare has EV_MINPRI
-  set_callback(std::move(callback));
   inner_link_ = std::make_unique<InnerLink>(inner, *this);
   ev_embed_set(&watcher_, inner.native());
 }
@@ -81,10 +81,6 @@ void Embed::set(Loop& inner) {
     inner_link_ = std::move(link);
     ev_embed_set(&watcher_, inner.native());
   });
-}
-
-void Embed::set_callback(Callback callback) {
-  Watcher::set_callback(sweeping(std::move(callback)));
 }
 
 void Embed::sweep() {
@@ -167,11 +163,6 @@ void Embed::forward_inner_exceptions(bool on) noexcept {
   } catch (...) {
     // Out of memory for the hook: sweep() still rethrows what it sees.
   }
-}
-
-Embed::Callback Embed::sweeping(Callback callback) {
-  if (callback) return callback;
-  return [this] { sweep(); };
 }
 
 void Embed::check_inner(const Loop& inner) const {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
 #include "task_queue.hpp"

@@ -1,4 +1,4 @@
-#include "evcxx/watcher.hpp"
+#include "evcxx/detail/watcher_link.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -29,7 +29,6 @@ WatcherLink::WatcherLink(Loop& loop) : loop_(&loop), raw_loop_(loop.native()) {
 }
 
 WatcherLink::~WatcherLink() {
-  if (alive_ != nullptr) *alive_ = false;
   if (loop_ == nullptr) return;
   if (prev_ != nullptr) {
     prev_->next_ = next_;

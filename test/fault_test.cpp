@@ -1081,7 +1081,7 @@ TEST(DescriptorExhaustion, WatchersEventsPostsOnExistingLoops) {
   run_in_child([] {
     evcxx::Loop& default_loop = evcxx::Loop::default_loop();
     evcxx::Loop loop;
-    evcxx::Loop signalfd_loop(evcxx::LoopFlags::signalfd());
+    evcxx::Loop signalfd_loop(evcxx::LoopFlag::signalfd);
     std::optional<evcxx::Loop> inner;
     if ((evcxx::Loop::supported_backends() & evcxx::Loop::embeddable_backends())
             .contains(evcxx::Backend::epoll)) {

@@ -85,7 +85,7 @@ TEST(Fork, DoesNotRunUnlessTheLoopIsToldAboutTheFork) {
 }
 
 TEST(Fork, ForkcheckLoopsNoticeTheForkByThemselves) {
-  Loop loop(evcxx::LoopFlags::forkcheck());
+  Loop loop(evcxx::LoopFlag::forkcheck);
   int calls = 0;
   Fork watcher(loop, [&] { ++calls; });
   const int child = in_child([&] {

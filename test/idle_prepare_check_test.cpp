@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "support.hpp"
-#include "watcher_contract.hpp"
 
 using evcxx_test::Pipe;
 using evcxx_test::Watchdog;
@@ -133,22 +132,4 @@ TEST(Idle, KeepsTheLoopFromBlocking) {
   EXPECT_FALSE(loop.run());  // would wait an hour for the timer in every iteration otherwise
   EXPECT_FALSE(dog.fired());
   EXPECT_EQ(calls, 100);
-}
-
-TEST(Idle, WatcherContract) {
-  evcxx_test::check_watcher_contract([](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<evcxx::Idle>(loop, evcxx::deferred, std::move(on_event));
-  });
-}
-
-TEST(Prepare, WatcherContract) {
-  evcxx_test::check_watcher_contract([](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<evcxx::Prepare>(loop, evcxx::deferred, std::move(on_event));
-  });
-}
-
-TEST(Check, WatcherContract) {
-  evcxx_test::check_watcher_contract([](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<evcxx::Check>(loop, evcxx::deferred, std::move(on_event));
-  });
 }

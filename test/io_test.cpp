@@ -15,7 +15,6 @@
 
 #include "../src/closed_fd_guard.hpp"
 #include "support.hpp"
-#include "watcher_contract.hpp"
 
 using evcxx::IoEvent;
 using evcxx::IoEvents;
@@ -246,14 +245,6 @@ TEST(Io, PriorityOrdersCallbacksOfOneIteration) {
   high.start();
   loop.run();
   EXPECT_EQ(order, (std::vector<int>{EV_MAXPRI, EV_MINPRI}));
-}
-
-TEST(Io, WatcherContract) {
-  auto pipe = std::make_shared<Pipe>();
-  evcxx_test::check_watcher_contract([pipe](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<evcxx::Io>(loop, evcxx::deferred, pipe->read.get(), IoEvent::readable,
-                                       [on_event](IoEvents) { on_event(); });
-  });
 }
 
 // --- A descriptor closed under an active watcher, for each backend ---

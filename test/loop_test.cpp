@@ -367,14 +367,13 @@ TEST(Loop, UnsupportedBackendIsAnError) {
   }
   if (!found) GTEST_SKIP() << "every backend is supported here";
   try {
-    evcxx::Loop loop(evcxx::LoopFlags(missing) | evcxx::LoopFlags::noenv());
+    evcxx::Loop loop(evcxx::LoopFlags(missing) | evcxx::LoopFlag::noenv);
     FAIL() << "a loop with an unsupported backend was created";
   } catch (const evcxx::Error& e) {
     EXPECT_NE(std::string(e.what()).find("ev_loop_new"), std::string::npos) << e.what();
   }
   // evcxx::Error is a std::runtime_error.
-  EXPECT_THROW(evcxx::Loop(evcxx::LoopFlags(missing) | evcxx::LoopFlags::noenv()),
-               std::runtime_error);
+  EXPECT_THROW(evcxx::Loop(evcxx::LoopFlags(missing) | evcxx::LoopFlag::noenv), std::runtime_error);
 }
 
 // Out of file descriptors, libev would abort() creating its wakeup pipe; evcxx throws instead.
@@ -421,7 +420,7 @@ TEST(Loop, CreatingALoopWithoutFreeFileDescriptorsThrows) {
 
 TEST(Loop, SelectBackendIsReallyUsed) {
   ASSERT_TRUE(evcxx::Loop::supported_backends().contains(evcxx::Backend::select));
-  evcxx::Loop loop(evcxx::LoopFlags(evcxx::Backend::select) | evcxx::LoopFlags::noenv());
+  evcxx::Loop loop(evcxx::LoopFlags(evcxx::Backend::select) | evcxx::LoopFlag::noenv);
   EXPECT_EQ(loop.backend(), evcxx::Backend::select);
 
   // And it dispatches real I/O: a raw ev_io on a pipe.
@@ -458,7 +457,7 @@ TEST(Loop, FlagsAndBackendSets) {
   EXPECT_TRUE(evcxx::LoopFlags().backends().empty());
 
   const auto flags = evcxx::LoopFlags(evcxx::Backend::epoll | evcxx::Backend::poll) |
-                     evcxx::LoopFlags::noenv() | evcxx::LoopFlags::forkcheck();
+                     evcxx::LoopFlag::noenv | evcxx::LoopFlag::forkcheck;
   EXPECT_EQ(flags.raw(), static_cast<unsigned>(EVBACKEND_EPOLL | EVBACKEND_POLL | EVFLAG_NOENV |
                                                EVFLAG_FORKCHECK));
   EXPECT_EQ(flags.backends(), evcxx::Backend::epoll | evcxx::Backend::poll);
@@ -491,7 +490,7 @@ TEST(Loop, BackendQueries) {
   EXPECT_TRUE(supported.contains(evcxx::Backend::epoll));
   EXPECT_TRUE(embeddable.contains(evcxx::Backend::epoll));
 #endif
-  evcxx::Loop loop(evcxx::LoopFlags::noenv());
+  evcxx::Loop loop(evcxx::LoopFlag::noenv);
   EXPECT_TRUE(recommended.contains(loop.backend()));
 }
 

@@ -130,7 +130,7 @@ TEST(OneReference, Signal) {
 }
 
 TEST(OneReference, SignalThroughSignalfd) {
-  Loop loop{evcxx::LoopFlags::signalfd()};
+  Loop loop{evcxx::LoopFlag::signalfd};
   expect_one_reference(loop, [&] { return std::make_unique<evcxx::Signal>(loop, SIGUSR2, [] {}); });
 }
 
@@ -155,7 +155,7 @@ TEST(OneReference, StatWithInotify) {
 }
 
 TEST(OneReference, StatPollingWithItsInternalTimer) {
-  Loop loop{evcxx::LoopFlags::noinotify()};
+  Loop loop{evcxx::LoopFlag::noinotify};
   const std::string path = scratch_path("polled");
   expect_one_reference(loop, [&] { return std::make_unique<evcxx::Stat>(loop, path, 1s, [] {}); });
 }

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "support.hpp"
-#include "watcher_contract.hpp"
 
 using evcxx::Signal;
 using evcxx_test::Watchdog;
@@ -101,7 +100,7 @@ TEST(Signal, SignalFromAnotherThreadWakesAWaitingLoop) {
 }
 
 TEST(Signal, SignalFromAnotherThreadWakesAWaitingSignalfdLoop) {
-  expect_signal_from_another_thread_wakes_a_waiting_loop(evcxx::LoopFlags::signalfd());
+  expect_signal_from_another_thread_wakes_a_waiting_loop(evcxx::LoopFlag::signalfd);
 }
 
 TEST(Signal, EveryWatcherOfTheSignalOnTheOwningLoopRuns) {
@@ -288,10 +287,4 @@ TEST(Signal, SetOntoASignalOwnedElsewhereThrowsAndLeavesItStopped) {
   EXPECT_EQ(s.signum(), SIGUSR1);
   Signal taken(a, SIGUSR2, [] {});  // SIGUSR2 was released by the failed restart
   EXPECT_TRUE(taken.active());
-}
-
-TEST(Signal, WatcherContract) {
-  evcxx_test::check_watcher_contract([](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<Signal>(loop, evcxx::deferred, SIGUSR1, std::move(on_event));
-  });
 }

@@ -116,7 +116,7 @@ TEST(Stat, ReportsDeletion) {
 TEST(Stat, PollingAloneAlsoDetectsChanges) {
   // Without inotify libev can only poll at the interval.
   TempDir dir;
-  Loop loop(evcxx::LoopFlags::noinotify());
+  Loop loop(evcxx::LoopFlag::noinotify);
   const std::string path = dir.file("polled");
   int changes = 0;
   Stat watcher(loop, path, 100ms, [&] { ++changes; });

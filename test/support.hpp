@@ -30,6 +30,11 @@
 
 namespace evcxx_test {
 
+// What test callbacks throw.
+struct Boom : std::runtime_error {
+  Boom() : std::runtime_error("boom") {}
+};
+
 // An owned file descriptor.
 class Fd {
  public:

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "support.hpp"
-#include "watcher_contract.hpp"
 
 using evcxx::Timer;
 using evcxx_test::Watchdog;
@@ -209,10 +208,4 @@ TEST(Timer, ExceptionFromARepeatingTimerLeavesItRunning) {
   loop.run();
   EXPECT_FALSE(dog.fired());
   EXPECT_EQ(calls, 3);
-}
-
-TEST(Timer, WatcherContract) {
-  evcxx_test::check_watcher_contract([](evcxx::Loop& loop, std::function<void()> on_event) {
-    return std::make_unique<Timer>(loop, evcxx::deferred, 1h, std::move(on_event));
-  });
 }

@@ -5,6 +5,7 @@
 #include <functional>
 #include <utility>
 
+#include "evcxx/detail/tsan.hpp"
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
@@ -45,10 +46,6 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
   }
   // ANY thread: a send() has not been processed by the loop yet.
   bool sent() const noexcept { return __atomic_load_n(&watcher_.sent, __ATOMIC_ACQUIRE) != 0; }
-
-  static constexpr int event_mask = EV_ASYNC;
-  static constexpr auto native_start = &ev_async_start;
-  static constexpr auto native_stop = &ev_async_stop;
 };
 
 EVCXX_END_NAMESPACE

@@ -25,10 +25,6 @@ class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
     ev_check_set(&watcher_);
   }
   ~Check() override = default;
-
-  static constexpr int event_mask = EV_CHECK;
-  static constexpr auto native_start = &ev_check_start;
-  static constexpr auto native_stop = &ev_check_stop;
 };
 
 EVCXX_END_NAMESPACE

@@ -60,10 +60,6 @@ class EVCXX_API Child final : public Watcher<Child, ev_child, void()> {
   int stop_signal() const noexcept;
   bool continued() const noexcept;
 
-  static constexpr int event_mask = EV_CHILD;
-  static constexpr auto native_start = &ev_child_start;
-  static constexpr auto native_stop = &ev_child_stop;
-
  private:
   bool reported() const noexcept { return watcher_.rpid != 0; }
 };

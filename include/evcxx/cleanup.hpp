@@ -32,10 +32,6 @@ class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
   }
   ~Cleanup() override = default;
 
-  static constexpr int event_mask = EV_CLEANUP;
-  static constexpr auto native_start = &ev_cleanup_start;
-  static constexpr auto native_stop = &ev_cleanup_stop;
-
  private:
   bool detach_after_loop_destroy() const noexcept override { return true; }
   bool holds_reference() const noexcept override { return false; }  // libev unrefs it

@@ -53,9 +53,6 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
 
   // Embeds another inner loop; an active watcher is restarted. Same checks as the constructor.
   void set(Loop& inner);
-  // Replaces the callback (an empty one sweeps automatically); safe inside the callback.
-  void set_callback(Callback callback);
-
   // Runs the inner loop once without blocking (ev_embed_sweep) and rethrows the first exception
   // one of its callbacks threw. Throws std::logic_error if either loop is gone.
   void sweep();
@@ -63,18 +60,15 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   // The inner loop, or nullptr once it was destroyed.
   Loop* inner() const noexcept;
 
-  static constexpr int event_mask = EV_EMBED;
-  static constexpr auto native_start = &ev_embed_start;
-  static constexpr auto native_stop = &ev_embed_stop;
-
  private:
   friend class Watcher<Embed, ev_embed, void()>;
   class InnerLink;
 
   void start_native();
   void stop_native() noexcept;
+  // Without a callback, the Embed sweeps by itself.
+  void run_without_callback() { sweep(); }
   void forward_inner_exceptions(bool on) noexcept;
-  Callback sweeping(Callback callback);
   void check_inner(const Loop& inner) const;
 
   static void check_inner_fds(struct ev_loop*, ev_prepare* w, int) noexcept;

@@ -11,7 +11,7 @@
 EVCXX_BEGIN_NAMESPACE
 
 // ev_fork: runs in a child process after fork(), once the child has told its loop with
-// Loop::notify_fork() (or automatically, for a loop created with LoopFlags::forkcheck()). The
+// Loop::notify_fork() (or automatically, for a loop created with LoopFlag::forkcheck). The
 // callback runs at the start of the loop's next iteration, before it waits for events, and only in
 // the process where Loop::notify_fork() was called. An active Fork keeps its loop alive.
 //
@@ -25,10 +25,6 @@ class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
     ev_fork_set(&watcher_);
   }
   ~Fork() override = default;
-
-  static constexpr int event_mask = EV_FORK;
-  static constexpr auto native_start = &ev_fork_start;
-  static constexpr auto native_stop = &ev_fork_stop;
 };
 
 EVCXX_END_NAMESPACE

@@ -25,10 +25,6 @@ class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
     ev_idle_set(&watcher_);
   }
   ~Idle() override = default;
-
-  static constexpr int event_mask = EV_IDLE;
-  static constexpr auto native_start = &ev_idle_start;
-  static constexpr auto native_stop = &ev_idle_stop;
 };
 
 EVCXX_END_NAMESPACE

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "evcxx/export.hpp"
+#include "evcxx/flags.hpp"
 #include "evcxx/loop.hpp"
 #include "evcxx/watcher.hpp"
 
@@ -18,47 +19,15 @@ enum class IoEvent : int {
 };
 
 // A set of I/O events: what an Io watcher waits for, and what fired (which may also carry the
-// error flag, see Io).
-class IoEvents {
+// error flag, see Io). from_raw() keeps EV_READ, EV_WRITE and EV_ERROR and drops every other bit.
+class IoEvents : public Flags<IoEvents, IoEvent, EV_READ | EV_WRITE | EV_ERROR> {
  public:
-  constexpr IoEvents() noexcept = default;                                // the empty set
-  constexpr IoEvents(IoEvent e) noexcept : bits_(static_cast<int>(e)) {}  // NOLINT: a set of one
-  // From libev's revents; keeps EV_READ, EV_WRITE and EV_ERROR, drops every other bit.
-  static constexpr IoEvents from_raw(int revents) noexcept {
-    return IoEvents(revents & (EV_READ | EV_WRITE | EV_ERROR), 0);
-  }
-  constexpr int raw() const noexcept { return bits_; }
+  using Flags::Flags;
 
-  constexpr bool readable() const noexcept { return (bits_ & EV_READ) != 0; }
-  constexpr bool writable() const noexcept { return (bits_ & EV_WRITE) != 0; }
+  constexpr bool readable() const noexcept { return contains(IoEvent::readable); }
+  constexpr bool writable() const noexcept { return contains(IoEvent::writable); }
   // The file descriptor is unusable (typically closed under the watcher); see Io.
-  constexpr bool error() const noexcept { return (bits_ & EV_ERROR) != 0; }
-  constexpr bool contains(IoEvent e) const noexcept { return (bits_ & static_cast<int>(e)) != 0; }
-  constexpr bool contains(IoEvents other) const noexcept {
-    return (bits_ & other.bits_) == other.bits_;
-  }
-  constexpr bool empty() const noexcept { return bits_ == 0; }
-
-  friend constexpr IoEvents operator|(IoEvents a, IoEvents b) noexcept {
-    return IoEvents(a.bits_ | b.bits_, 0);
-  }
-  friend constexpr IoEvents operator&(IoEvents a, IoEvents b) noexcept {
-    return IoEvents(a.bits_ & b.bits_, 0);
-  }
-  constexpr IoEvents& operator|=(IoEvents other) noexcept {
-    bits_ |= other.bits_;
-    return *this;
-  }
-  constexpr IoEvents& operator&=(IoEvents other) noexcept {
-    bits_ &= other.bits_;
-    return *this;
-  }
-  friend constexpr bool operator==(IoEvents a, IoEvents b) noexcept { return a.bits_ == b.bits_; }
-  friend constexpr bool operator!=(IoEvents a, IoEvents b) noexcept { return a.bits_ != b.bits_; }
-
- private:
-  constexpr IoEvents(int bits, int) noexcept : bits_(bits) {}
-  int bits_ = 0;
+  constexpr bool error() const noexcept { return (raw() & EV_ERROR) != 0; }
 };
 
 constexpr IoEvents operator|(IoEvent a, IoEvent b) noexcept {
@@ -129,12 +98,11 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
     return IoEvents::from_raw(watcher_.events & (EV_READ | EV_WRITE));
   }
 
-  // Runs the callback now with events() (or the given events) as what fired.
-  void invoke() { invoke_with(events().raw()); }
-  void invoke(IoEvents fired) { invoke_with(fired.raw()); }
-  // Makes the watcher pending with events() (or the given events) as what fired.
-  void feed() { feed_with(events().raw()); }
-  void feed(IoEvents fired) { feed_with(fired.raw()); }
+  // invoke() and feed() deliver events() as what fired; these deliver the given events.
+  using Watcher::feed;
+  using Watcher::invoke;
+  void invoke(IoEvents fired) { run_callback(fired.raw()); }
+  void feed(IoEvents fired) { feed_events(fired.raw()); }
 
   // ANY thread: how often a loop with the epoll (or any non-select, non-poll) backend looks for
   // descriptors closed under active Io watchers; see above. Zero turns that periodic check off
@@ -144,19 +112,15 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   static void set_closed_fd_check_interval(std::chrono::duration<double> interval);
   static std::chrono::duration<double> closed_fd_check_interval() noexcept;
 
-  static constexpr int event_mask = EV_READ | EV_WRITE;
-  static constexpr auto native_start = &ev_io_start;
-  static constexpr auto native_stop = &ev_io_stop;
-  static void deliver(Callback& callback, int revents) { callback(IoEvents::from_raw(revents)); }
-  // An error callback runs right after the check that failed its watcher, before libev
-  // registers descriptors: what it closes or changes is checked again.
-  static bool recheck_fds_after(const Io&, int revents) noexcept {
-    return (revents & EV_ERROR) != 0;
-  }
-
  private:
   friend class Watcher<Io, ev_io, void(IoEvents)>;
   friend class detail::ClosedFdGuard;
+
+  int fired_events() const noexcept { return events().raw(); }
+  void deliver(Callback& callback, int revents) { callback(IoEvents::from_raw(revents)); }
+  // An error callback runs right after the check that failed its watcher, before libev
+  // registers descriptors: what it closes or changes is checked again.
+  bool recheck_fds_after(int revents) const noexcept { return (revents & EV_ERROR) != 0; }
 
   void start_native();
   // Tells the guard first: libev registers the descriptor again for the watchers left on it.

@@ -13,7 +13,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "evcxx/detail/loop_chore.hpp"
+#include "evcxx/detail/task.hpp"
 #include "evcxx/export.hpp"
+#include "evcxx/flags.hpp"
 
 EVCXX_BEGIN_NAMESPACE
 
@@ -23,58 +26,6 @@ class WaitableEvent;
 namespace detail {
 class WatcherLink;
 class ClosedFdGuard;
-
-// Work handed to a Loop's thread from any thread without allocating (an intrusive list): run at
-// the loop's next wake-up, or by ~Loop (the loop still alive) if no run() came. WaitableEvent
-// registers and tears down its announcement this way.
-struct LoopChore {
-  void (*run)(LoopChore* self) noexcept = nullptr;  // may delete *self
-  LoopChore* next = nullptr;
-};
-
-// A posted task, type-erased without std::function: post() moves the callable straight into a
-// queue slot of task_inline_size bytes, or boxes it on the heap when it is bigger, over-aligned or
-// has a move constructor that may throw.
-inline constexpr std::size_t task_inline_size = 48;
-inline constexpr std::size_t task_inline_align = alignof(std::max_align_t);
-
-struct TaskOps {
-  void (*construct)(void* storage, void* source);  // moves *source into storage; may throw
-  void (*run)(void* storage);                      // may throw
-  void (*destroy)(void* storage) noexcept;
-  void (*relocate)(void* to, void* from) noexcept;  // construct at `to`, destroy `from`
-};
-
-template <class Fn>
-inline constexpr bool task_fits_inline =
-    sizeof(Fn) <= task_inline_size &&
-    alignof(Fn) <= task_inline_align&& std::is_nothrow_move_constructible_v<Fn>;
-
-template <class Fn>
-inline constexpr TaskOps inline_task_ops = {
-    [](void* storage, void* source) { ::new (storage) Fn(std::move(*static_cast<Fn*>(source))); },
-    [](void* storage) { (*static_cast<Fn*>(storage))(); },
-    [](void* storage) noexcept { static_cast<Fn*>(storage)->~Fn(); },
-    [](void* to, void* from) noexcept {
-      ::new (to) Fn(std::move(*static_cast<Fn*>(from)));
-      static_cast<Fn*>(from)->~Fn();
-    },
-};
-
-template <class Fn>
-inline constexpr TaskOps boxed_task_ops = {
-    [](void* storage, void* source) {
-      ::new (storage) Fn*(new Fn(std::move(*static_cast<Fn*>(source))));
-    },
-    [](void* storage) { (**static_cast<Fn**>(storage))(); },
-    [](void* storage) noexcept { delete *static_cast<Fn**>(storage); },
-    [](void* to, void* from) noexcept { ::new (to) Fn*(*static_cast<Fn**>(from)); },
-};
-
-template <class F, class Fn = std::decay_t<F>>
-inline constexpr bool is_task_v =
-    std::is_invocable_v<Fn&>&& std::is_move_constructible_v<Fn>&& std::is_constructible_v<Fn, F> &&
-    !std::is_same_v<Fn, std::function<void()>>;
 }  // namespace detail
 
 // Thrown by post() once the Loop no longer accepts tasks: its LoopThread was stopped.
@@ -123,63 +74,78 @@ enum class Backend : unsigned {
 };
 
 // A set of backends, as the supported / recommended / embeddable queries return them.
-class Backends {
+class Backends : public Flags<Backends, Backend> {
  public:
-  constexpr Backends() noexcept = default;
-  constexpr Backends(Backend b) noexcept
-      : bits_(static_cast<unsigned>(b)) {}  // NOLINT: a set of one
-  static constexpr Backends from_raw(unsigned bits) noexcept { return Backends(bits, 0); }
-  constexpr unsigned raw() const noexcept { return bits_; }
-  constexpr bool contains(Backend b) const noexcept {
-    return (bits_ & static_cast<unsigned>(b)) != 0;
-  }
-  constexpr bool empty() const noexcept { return bits_ == 0; }
-  friend constexpr Backends operator|(Backends a, Backends b) noexcept {
-    return Backends(a.bits_ | b.bits_, 0);
-  }
-  friend constexpr Backends operator&(Backends a, Backends b) noexcept {
-    return Backends(a.bits_ & b.bits_, 0);
-  }
-  friend constexpr bool operator==(Backends a, Backends b) noexcept { return a.bits_ == b.bits_; }
-  friend constexpr bool operator!=(Backends a, Backends b) noexcept { return a.bits_ != b.bits_; }
-
- private:
-  constexpr Backends(unsigned bits, int) noexcept : bits_(bits) {}
-  unsigned bits_ = 0;
+  using Flags::Flags;
 };
 
 constexpr Backends operator|(Backend a, Backend b) noexcept {
   return Backends(a) | Backends(b);
 }
 
-// Flags for a new loop: ev_loop_new()'s argument, typed. Combine with |, or take raw bits.
-class LoopFlags {
- public:
-  constexpr LoopFlags() noexcept = default;  // EVFLAG_AUTO: libev picks the backend
-  constexpr LoopFlags(Backends b) noexcept : bits_(b.raw()) {}  // NOLINT: only these backends
-  constexpr LoopFlags(Backend b) noexcept : bits_(static_cast<unsigned>(b)) {}  // NOLINT
-  static constexpr LoopFlags from_raw(unsigned bits) noexcept { return LoopFlags(bits, 0); }
-  static constexpr LoopFlags noenv() noexcept { return LoopFlags(EVFLAG_NOENV, 0); }
+// One of libev's loop flags (EVFLAG_*), for LoopFlags.
+enum class LoopFlag : unsigned {
+  noenv = EVFLAG_NOENV,  // ignore the LIBEV_FLAGS environment variable
   // libev then notices a fork itself and recreates the loop's descriptors in the next iteration,
   // where it abort()s if the process is out of descriptors; after Loop::notify_fork() run() checks
   // first.
-  static constexpr LoopFlags forkcheck() noexcept { return LoopFlags(EVFLAG_FORKCHECK, 0); }
-  static constexpr LoopFlags noinotify() noexcept { return LoopFlags(EVFLAG_NOINOTIFY, 0); }
-  static constexpr LoopFlags signalfd() noexcept { return LoopFlags(EVFLAG_SIGNALFD, 0); }
-  static constexpr LoopFlags nosigmask() noexcept { return LoopFlags(EVFLAG_NOSIGMASK, 0); }
-  static constexpr LoopFlags notimerfd() noexcept { return LoopFlags(EVFLAG_NOTIMERFD, 0); }
-  constexpr unsigned raw() const noexcept { return bits_; }
+  forkcheck = EVFLAG_FORKCHECK,
+  noinotify = EVFLAG_NOINOTIFY,  // Stat polls instead of using inotify
+  signalfd = EVFLAG_SIGNALFD,    // Signal watchers use signalfd
+  nosigmask = EVFLAG_NOSIGMASK,  // libev leaves the signal mask alone
+  notimerfd = EVFLAG_NOTIMERFD,  // no timerfd for noticing wall-clock jumps
+};
+
+// Flags for a new loop: ev_loop_new()'s argument, typed: LoopFlag values and the backends to
+// choose from. Empty (EVFLAG_AUTO): libev picks the backend. from_raw() takes libev's bits as they
+// are.
+class LoopFlags : public Flags<LoopFlags, LoopFlag> {
+ public:
+  using Flags::Flags;
+  constexpr LoopFlags(Backends b) noexcept : Flags(detail::raw_bits_t{}, b.raw()) {}  // NOLINT
+  constexpr LoopFlags(Backend b) noexcept : LoopFlags(Backends(b)) {}                 // NOLINT
+
+  // The backends among the flags (none: libev picks).
   constexpr Backends backends() const noexcept {
-    return Backends::from_raw(bits_ & EVBACKEND_MASK);
-  }
-  friend constexpr LoopFlags operator|(LoopFlags a, LoopFlags b) noexcept {
-    return LoopFlags(a.bits_ | b.bits_, 0);
+    return Backends::from_raw(raw() & unsigned{EVBACKEND_MASK});
   }
 
- private:
-  constexpr LoopFlags(unsigned bits, int) noexcept : bits_(bits) {}
-  unsigned bits_ = EVFLAG_AUTO;
+  // The old spellings of the LoopFlag values, kept for one release.
+  [[deprecated("evcxx: use LoopFlag::noenv")]] static constexpr LoopFlags noenv() noexcept {
+    return LoopFlag::noenv;
+  }
+  [[deprecated("evcxx: use LoopFlag::forkcheck")]] static constexpr LoopFlags forkcheck() noexcept {
+    return LoopFlag::forkcheck;
+  }
+  [[deprecated("evcxx: use LoopFlag::noinotify")]] static constexpr LoopFlags noinotify() noexcept {
+    return LoopFlag::noinotify;
+  }
+  [[deprecated("evcxx: use LoopFlag::signalfd")]] static constexpr LoopFlags signalfd() noexcept {
+    return LoopFlag::signalfd;
+  }
+  [[deprecated("evcxx: use LoopFlag::nosigmask")]] static constexpr LoopFlags nosigmask() noexcept {
+    return LoopFlag::nosigmask;
+  }
+  [[deprecated("evcxx: use LoopFlag::notimerfd")]] static constexpr LoopFlags notimerfd() noexcept {
+    return LoopFlag::notimerfd;
+  }
 };
+
+constexpr LoopFlags operator|(LoopFlag a, LoopFlag b) noexcept {
+  return LoopFlags(a) | LoopFlags(b);
+}
+constexpr LoopFlags operator|(LoopFlag a, Backend b) noexcept {
+  return LoopFlags(a) | LoopFlags(b);
+}
+constexpr LoopFlags operator|(Backend a, LoopFlag b) noexcept {
+  return LoopFlags(a) | LoopFlags(b);
+}
+constexpr LoopFlags operator|(LoopFlag a, Backends b) noexcept {
+  return LoopFlags(a) | LoopFlags(b);
+}
+constexpr LoopFlags operator|(Backends a, LoopFlag b) noexcept {
+  return LoopFlags(a) | LoopFlags(b);
+}
 
 // libev's version, as linked at run time.
 struct Version {
@@ -271,8 +237,7 @@ class EVCXX_API Loop {
     if constexpr (std::is_pointer_v<Fn>) {
       if (task == nullptr) throw std::invalid_argument("evcxx: post() needs a task, not nullptr");
     }
-    constexpr const detail::TaskOps& ops =
-        detail::task_fits_inline<Fn> ? detail::inline_task_ops<Fn> : detail::boxed_task_ops<Fn>;
+    constexpr const detail::TaskOps& ops = detail::task_ops_for<Fn>();
     if constexpr (std::is_same_v<F, Fn>) {  // an rvalue: moved from only once queued
       return post_erased(ops, std::addressof(task));
     } else {

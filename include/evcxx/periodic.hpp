@@ -68,10 +68,6 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
   Duration interval() const noexcept { return Duration(watcher_.interval); }
   bool has_rule() const noexcept { return static_cast<bool>(rule_); }
 
-  static constexpr int event_mask = EV_PERIODIC;
-  static constexpr auto native_start = &ev_periodic_start;
-  static constexpr auto native_stop = &ev_periodic_stop;
-
  private:
   friend class Watcher<Periodic, ev_periodic, void()>;
 

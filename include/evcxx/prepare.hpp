@@ -26,12 +26,11 @@ class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
   }
   ~Prepare() override = default;
 
-  static constexpr int event_mask = EV_PREPARE;
-  static constexpr auto native_start = &ev_prepare_start;
-  static constexpr auto native_stop = &ev_prepare_stop;
+ private:
+  friend class Watcher<Prepare, ev_prepare, void()>;
   // libev registers descriptors right after the prepare phase: what a Prepare's callback closes
   // or changes is checked before that (see Io).
-  static constexpr bool recheck_fds_after(const Prepare&, int) noexcept { return true; }
+  bool recheck_fds_after(int) const noexcept { return true; }
 };
 
 EVCXX_END_NAMESPACE

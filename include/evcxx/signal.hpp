@@ -41,10 +41,6 @@ class EVCXX_API Signal final : public Watcher<Signal, ev_signal, void()> {
   void set(int signum);
   int signum() const noexcept { return watcher_.signum; }
 
-  static constexpr int event_mask = EV_SIGNAL;
-  static constexpr auto native_start = &ev_signal_start;
-  static constexpr auto native_stop = &ev_signal_stop;
-
  private:
   friend class Watcher<Signal, ev_signal, void()>;
   // Take and release the signal in the process-wide registry around libev's start and stop.

@@ -62,10 +62,6 @@ class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
   // The polling interval as given (zero: libev's default).
   Duration interval() const noexcept { return interval_; }
 
-  static constexpr int event_mask = EV_STAT;
-  static constexpr auto native_start = &ev_stat_start;
-  static constexpr auto native_stop = &ev_stat_stop;
-
  private:
   void configure() noexcept;
 

@@ -44,10 +44,6 @@ class EVCXX_API Timer final : public Watcher<Timer, ev_timer, void()> {
   Duration repeat() const noexcept { return Duration(watcher_.repeat); }
   // Takes effect the next time the timer fires or again() is called. Same checks as set().
   void set_repeat(Duration repeat);
-
-  static constexpr int event_mask = EV_TIMER;
-  static constexpr auto native_start = &ev_timer_start;
-  static constexpr auto native_stop = &ev_timer_stop;
 };
 
 EVCXX_END_NAMESPACE

@@ -7,155 +7,130 @@
 #include <type_traits>
 #include <utility>
 
+#include "evcxx/detail/native_traits.hpp"
+#include "evcxx/detail/tsan.hpp"
+#include "evcxx/detail/watcher_link.hpp"
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
 
 EVCXX_BEGIN_NAMESPACE
 
-// Pass as a watcher's second constructor argument to create it stopped; start() it later.
+/// Tag type of evcxx::deferred.
 struct deferred_t {
   explicit constexpr deferred_t() = default;
 };
+/// Pass as a watcher's second constructor argument to create it stopped; start() it later.
 inline constexpr deferred_t deferred{};
 
-namespace detail {
-
-// A loop that is never run: detached watchers point at it so that thread-safe calls such as
-// Async::send() made after their Loop died touch nothing that was freed.
-EVCXX_API struct ev_loop* detached_loop() noexcept;
-
-// After a prepare-phase callback that ran after the loop's closed-descriptor check: checks again
-// what libev is about to register (see Io). Loop thread.
-EVCXX_API void recheck_closed_fds(Loop& loop) noexcept;
-
-// What every watcher shares with its Loop, independent of the libev watcher type: membership in
-// the loop's list (so ~Loop can detach it), the liveness flag used while its callback runs, and
-// the checks that replace libev's assertions.
-class EVCXX_API WatcherLink {
- public:
-  WatcherLink(const WatcherLink&) = delete;
-  WatcherLink& operator=(const WatcherLink&) = delete;
-
-  // True until the watcher's Loop is destroyed. Loop thread.
-  bool attached() const noexcept { return loop_ != nullptr; }
-
- protected:
-  explicit WatcherLink(Loop& loop);
-  virtual ~WatcherLink();
-
-  // Stops the libev watcher; called by ~Loop while the loop still exists.
-  virtual void stop_for_detach() noexcept = 0;
-  // True for watchers libev itself runs while destroying the loop (Cleanup): ~Loop detaches them
-  // after ev_loop_destroy() instead of before.
-  virtual bool detach_after_loop_destroy() const noexcept { return false; }
-  // Whether this link holds one of libev's loop references now (an active user watcher, except
-  // Cleanup); Loop::verify() compares them with the caller's unref() calls.
-  virtual bool holds_reference() const noexcept { return false; }
-
-  // The loop's closed-descriptor guard (see Io), or nullptr.
-  static ClosedFdGuard*& fd_guard_slot(Loop& loop) noexcept { return loop.fd_guard_; }
-  // Throws std::logic_error naming the operation when the Loop is gone.
-  void require_attached(const char* operation) const;
-  // Throws std::out_of_range unless priority is within [EV_MINPRI, EV_MAXPRI].
-  static void check_priority(int priority);
-  // Throws std::logic_error: libev forbids changing the priority of an active or pending watcher.
-  [[noreturn]] static void throw_priority_while_active();
-
-  Loop* loop_;
-  struct ev_loop* raw_loop_;
-  bool* alive_ = nullptr;  // points at a flag on the stack while the callback runs
-
- private:
-  friend class evcxx::Loop;
-  void detach(bool stop_native) noexcept;  // called by ~Loop
-
-  WatcherLink* prev_ = nullptr;
-  WatcherLink* next_ = nullptr;
-};
-
-}  // namespace detail
-
-// The members every watcher type has. Derived names the libev start/stop functions
-// (native_start, native_stop), the event it delivers (event_mask) and, for callbacks that take
-// arguments, deliver(callback, revents).
-//
-// Out of memory, a constructor (storing the callback, or its own bookkeeping) and set_callback()
-// throw std::bad_alloc and change nothing: the Loop and its other watchers are untouched, and
-// set_callback() keeps the old callback. stop() never allocates, and start() never throws
-// std::bad_alloc (Io falls back to a wider check when its bookkeeping cannot allocate). Once its
-// Loop exists no watcher needs a descriptor that could run out (Stat falls back to polling).
-//
-// Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself inside
-// its own callback. Its Loop may be destroyed first: the watcher is then detached (inactive,
-// start() and feed() throw std::logic_error, its destructor touches nothing of the old loop).
-// Constructing a watcher on a Loop that is being destroyed (inside a Cleanup callback) throws
-// std::logic_error.
-//
-// Thread-safety: every member is for the loop thread unless it says otherwise.
+/// The base of every watcher, with the members they all share (start, stop, active, pending,
+/// priority, set_priority, set_callback, invoke, clear_pending, feed, loop, native).
+///
+/// Derived is the watcher type, Native its libev struct (whose start and stop functions and event
+/// come from detail::NativeTraits), Signature its callback's. A watcher type customises the base
+/// one way only: by redefining, privately, any of the hooks below (the base finds them through
+/// Derived). Every public member therefore behaves the same through every watcher type.
+///
+/// Errors: out of memory, a constructor (storing the callback, or its own bookkeeping) and
+/// set_callback() throw std::bad_alloc and change nothing: the Loop and its other watchers are
+/// untouched, and set_callback() keeps the old callback. stop() never allocates, and start() never
+/// throws std::bad_alloc (Io falls back to a wider check when its bookkeeping cannot allocate).
+/// Once its Loop exists no watcher needs a descriptor that could run out (Stat falls back to
+/// polling). A callback that throws while the loop runs it is handled as Loop::run() says.
+///
+/// Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself, or
+/// replace its callback, inside its own callback (the running callback object lives until it
+/// returns). Its Loop may be destroyed first: the watcher is then detached (inactive, start() and
+/// feed() throw std::logic_error, its destructor touches nothing of the old loop). Constructing a
+/// watcher on a Loop that is being destroyed (inside a Cleanup callback) throws std::logic_error.
+///
+/// Thread-safety: every member is for the loop thread unless it says otherwise.
 template <class Derived, class Native, class Signature>
 class Watcher;
 
 template <class Derived, class Native, class... Args>
 class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
  public:
+  /// What the watcher calls when its event fires.
   using Callback = std::function<void(Args...)>;
 
-  // Starts the watcher (a no-op while active). Throws std::logic_error if its Loop is gone.
+  /// Starts the watcher; a no-op while active.
+  /// Throws: std::logic_error if its Loop is gone; what the watcher type's start checks throw.
   void start() {
     require_attached("start()");
     self().start_native();
   }
-  // Stops the watcher and drops a pending event (a no-op while inactive or detached).
+  /// Stops the watcher and drops a pending event; a no-op while inactive or detached.
   void stop() noexcept {
     if (attached()) self().stop_native();
   }
-  // False once detached: libev leaves Cleanup watchers marked active when it destroys a loop.
+  /// True while started. False once detached (libev leaves Cleanup watchers marked active when it
+  /// destroys a loop).
   bool active() const noexcept { return attached() && ev_is_active(&watcher_) != 0; }
+  /// True while an event waits for the callback.
   bool pending() const noexcept { return ev_is_pending(&watcher_) != 0; }
+  /// libev's priority, in [EV_MINPRI, EV_MAXPRI]; higher runs first.
   int priority() const noexcept { return ev_priority(&watcher_); }
-  // Throws std::out_of_range outside [EV_MINPRI, EV_MAXPRI], std::logic_error while active or
-  // pending (libev forbids it).
+  /// Sets the priority.
+  /// Throws: std::out_of_range outside [EV_MINPRI, EV_MAXPRI]; std::logic_error while active or
+  /// pending (libev forbids it).
   void set_priority(int priority) {
     check_priority(priority);
     if (active() || pending()) throw_priority_while_active();
     ev_set_priority(&watcher_, priority);
   }
-  // Replaces the callback; safe inside the callback itself (the running one finishes first).
-  void set_callback(Callback callback) {
+  /// Replaces the callback. Safe inside the callback itself: the running one finishes first.
+  void set_callback(Callback callback) noexcept {
+    if (running_ != nullptr) replace_running_callbacks();
     callback_ = std::move(callback);
-    ++callback_generation_;
   }
-  // Runs the callback now, as if its event had fired; rethrows what it throws.
-  void invoke() { invoke_with(Derived::event_mask); }
-  // Drops a pending event; returns its revents (0 when none was pending).
+  /// Runs the callback now, as if its event had fired.
+  /// Throws: what the callback throws.
+  void invoke() { run_callback(self().fired_events()); }
+  /// Drops a pending event; returns its revents (0 when none was pending).
   int clear_pending() noexcept { return attached() ? ev_clear_pending(raw_loop_, &watcher_) : 0; }
-  // Makes the watcher pending as if its event had fired (ev_feed_event).
-  // Throws std::logic_error if its Loop is gone.
-  void feed() { feed_with(Derived::event_mask); }
-  // The Loop this watcher belongs to. Only while attached().
+  /// Makes the watcher pending as if its event had fired (ev_feed_event).
+  /// Throws: std::logic_error if its Loop is gone.
+  void feed() { feed_events(self().fired_events()); }
+  /// The Loop this watcher belongs to. Only while attached().
   Loop& loop() const noexcept { return *loop_; }
-  // The libev watcher, for code that already uses libev. Do not start or stop it behind evcxx's
-  // back while its Loop is being destroyed.
+  /// The libev watcher, for code that already uses libev. Do not start or stop it behind evcxx's
+  /// back while its Loop is being destroyed.
   Native* native() noexcept { return &watcher_; }
   const Native* native() const noexcept { return &watcher_; }
 
  protected:
+  using NativeTraits = detail::NativeTraits<Native>;
+
   Watcher(Loop& loop, Callback callback) : WatcherLink(loop), callback_(std::move(callback)) {
     ev_init(&watcher_, &Watcher::on_event);
     watcher_.data = this;
   }
   // The derived destructor stops the watcher first when its stop_native() does more than libev's.
   ~Watcher() override {
-    if (attached()) Derived::native_stop(raw_loop_, &watcher_);
+    if (running_ != nullptr) end_running_callbacks();
+    if (attached()) NativeTraits::stop(raw_loop_, &watcher_);
   }
 
-  // Overridable by Derived: whether the callback about to run for revents may close or change
-  // descriptors after the loop's closed-descriptor check (Io errors, lowest-priority Prepares).
-  static constexpr bool recheck_fds_after(const Derived&, int) noexcept { return false; }
-
-  // Overridable by Derived (found through self()): the native start/stop plus any bookkeeping.
-  void start_native() { Derived::native_start(raw_loop_, &watcher_); }
-  void stop_native() noexcept { Derived::native_stop(raw_loop_, &watcher_); }
+  // The hooks a watcher type may redefine (privately, befriending this base).
+  // start() and stop(): libev's start and stop plus any bookkeeping of the type.
+  void start_native() { NativeTraits::start(raw_loop_, &watcher_); }
+  void stop_native() noexcept { NativeTraits::stop(raw_loop_, &watcher_); }
+  // The revents invoke() and feed() deliver.
+  int fired_events() const noexcept { return NativeTraits::event; }
+  // Calls the callback with the arguments libev's revents stand for.
+  void deliver(Callback& callback, int revents) {
+    static_assert(sizeof...(Args) == 0, "a callback with arguments needs its own deliver()");
+    static_cast<void>(revents);
+    callback();
+  }
+  // What an event does while the callback is empty.
+  void run_without_callback() {}
+  // Whether the callback about to run for revents may close or change descriptors after the
+  // loop's closed-descriptor check, which must then run again (Io errors, Prepares; see Io).
+  bool recheck_fds_after(int revents) const noexcept {
+    static_cast<void>(revents);
+    return false;
+  }
 
   // Restarts an active watcher around a parameter change, as set(...) promises.
   template <class Change>
@@ -166,10 +141,19 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     if (was_active) start();
   }
 
-  void invoke_with(int revents) {
-    if (std::exception_ptr error = dispatch(revents)) std::rethrow_exception(error);
+  // invoke() and feed() with explicit revents, for watcher types that offer them.
+  void run_callback(int revents) {
+    if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(&watcher_);
+    if (callback_) {
+      Running frame(*this);
+      self().deliver(frame.callback_, revents);
+    } else if (running_ != nullptr && !running_->replaced_) {
+      self().deliver(running_->callback_, revents);  // again, inside its own callback
+    } else {
+      self().run_without_callback();
+    }
   }
-  void feed_with(int revents) {
+  void feed_events(int revents) {
     require_attached("feed()");
     fed_ = true;
     ev_feed_event(raw_loop_, &watcher_, revents);
@@ -178,57 +162,66 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   Native watcher_;
 
  private:
+  // One call of the callback in progress, on the stack. It holds the callback object meanwhile,
+  // so the callback may replace itself or destroy the watcher; it puts it back unless either
+  // happened.
+  class Running {
+   public:
+    explicit Running(Watcher& watcher) noexcept : watcher_(watcher), outer_(watcher.running_) {
+      callback_.swap(watcher.callback_);
+      watcher.running_ = this;
+    }
+    ~Running() {
+      if (!alive_) return;
+      watcher_.running_ = outer_;
+      if (!replaced_) watcher_.callback_.swap(callback_);
+    }
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+
+   private:
+    friend class Watcher;
+    Watcher& watcher_;
+    Running* const outer_;
+    Callback callback_;
+    bool alive_ = true;      // the watcher still exists
+    bool replaced_ = false;  // set_callback() ran meanwhile: the new callback stays
+  };
+
   Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
 
   void stop_for_detach() noexcept final { self().stop_native(); }
   bool holds_reference() const noexcept override { return active(); }
 
+  void replace_running_callbacks() noexcept {
+    for (Running* r = running_; r != nullptr; r = r->outer_) r->replaced_ = true;
+  }
+  void end_running_callbacks() noexcept {
+    for (Running* r = running_; r != nullptr; r = r->outer_) r->alive_ = false;
+  }
+
   // libev calls this; no exception may unwind through its frames.
   static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
-    auto* watcher = static_cast<Watcher*>(w->data);
-    Loop* loop = watcher->loop_;  // read now: the callback may destroy the watcher
+    auto& watcher = *static_cast<Watcher*>(w->data);
+    Loop* const loop = watcher.loop_;  // read now: the callback may destroy the watcher
     // A fed callback may run in the prepare phase, right before libev registers descriptors.
-    const bool recheck = Derived::recheck_fds_after(watcher->self(), revents) || watcher->fed_;
-    watcher->fed_ = false;
-    if (std::exception_ptr error = watcher->dispatch(revents)) {
-      loop->capture_exception(std::move(error));
+    bool recheck = watcher.self().recheck_fds_after(revents);
+    if (watcher.fed_) {
+      watcher.fed_ = false;
+      recheck = true;
+    }
+    try {
+      watcher.run_callback(revents);
+    } catch (...) {
+      loop->capture_exception(std::current_exception());
     }
     if (recheck) detail::recheck_closed_fds(*loop);
   }
 
-  std::exception_ptr dispatch(int revents) noexcept {
-    if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(&watcher_);
-    if (!callback_) return nullptr;
-    bool alive = true;
-    bool* const outer = alive_;
-    alive_ = &alive;
-    const unsigned generation = callback_generation_;
-    // The running callback lives here, so the callback may replace itself or destroy *this.
-    Callback running;
-    running.swap(callback_);
-    std::exception_ptr error;
-    try {
-      if constexpr (sizeof...(Args) == 0) {
-        static_cast<void>(revents);
-        running();
-      } else {
-        Derived::deliver(running, revents);
-      }
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (alive) {
-      alive_ = outer;
-      if (callback_generation_ == generation) callback_.swap(running);
-    } else if (outer != nullptr) {
-      *outer = false;
-    }
-    return error;
-  }
-
   Callback callback_;
-  unsigned callback_generation_ = 0;
-  bool fed_ = false;  // feed() made it pending: check descriptors after its callback (see Io)
+  Running* running_ = nullptr;  // the innermost call of the callback in progress
+  bool fed_ = false;            // feed() made it pending: check descriptors after its callback
 };
 
 EVCXX_END_NAMESPACE
