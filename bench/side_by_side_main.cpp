@@ -226,14 +226,13 @@ MachineState measure_state(const std::string& when, bool expect_busy_spinner) {
     bursts.push_back(spin_ping_pong(2000, std::chrono::milliseconds(15)).ns_per_round_trip);
   }
   MachineState s;
-  s.when = when;
+  s.when = expect_busy_spinner ? when + " (a third thread spinning)" : when;
   s.median_ns = median(bursts);
   s.best_ns = *std::min_element(bursts.begin(), bursts.end());
   s.verdict = s.median_ns <= kCoScheduledNs ? "both cores free" : "one core busy";
   s.load = load_average();
-  std::printf("machine state %-28s spin round trip median %.0f ns (best %.0f ns): %s%s\n",
-              when.c_str(), s.median_ns, s.best_ns, s.verdict.c_str(),
-              expect_busy_spinner ? " (our spinner running)" : "");
+  std::printf("machine state %-44s spin round trip median %.0f ns (best %.0f ns): %s\n",
+              s.when.c_str(), s.median_ns, s.best_ns, s.verdict.c_str());
   std::fflush(stdout);
   return s;
 }
@@ -264,10 +263,11 @@ Sample run_side(const Side& side, std::uint64_t ops) {
 // Operations per sample so that one sample of `side` takes about `target` seconds.
 std::uint64_t calibrate(const Row& row, const Side& side, double target) {
   if (row.fixed_ops) return row.ops;
-  std::uint64_t ops = std::max<std::uint64_t>(1, row.ops);
+  // From below the row's guess: growing costs little, a far too long first sample a lot.
+  std::uint64_t ops = std::max<std::uint64_t>(1, row.ops / 8);
   for (int attempt = 0;; ++attempt) {
     const double seconds = run_side(side, ops).seconds;
-    if (seconds >= target / 4 || attempt == 8) {
+    if (seconds >= target / 4 || attempt == 9) {
       const double scaled = static_cast<double>(ops) * target / std::max(seconds, 1e-9);
       return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::min(scaled, 1e9)));
     }
@@ -406,23 +406,27 @@ int run(int argc, char** argv) {
       "over the rounds, xR = median of per-round evcxx/peer ratios (lower is better)\n",
       o.mode.c_str(), o.rounds, o.target_seconds * 1000);
   std::vector<MachineState> states;
-  states.push_back(measure_state("at start", false));
-  const std::string free_state = states.back().verdict;
 
   std::vector<RowResult> results;
   std::list<std::vector<Row>> keep;  // results point at their rows
-  const auto run_group = [&](std::vector<Row> rows, const std::string& state) {
+  // Each group's rows are labelled with the state measured just before them.
+  const auto run_group = [&](std::vector<Row> rows, bool busy_spinner) {
     keep.push_back(std::move(rows));
+    std::vector<const Row*> chosen;
     for (const Row& row : keep.back()) {
-      if (selected(row, o)) results.push_back(run_row(row, o, state));
+      if (selected(row, o)) chosen.push_back(&row);
     }
+    if (chosen.empty()) return;
+    const std::string group = chosen.front()->group;
+    states.push_back(measure_state("before " + group, busy_spinner));
+    for (const Row* row : chosen) results.push_back(run_row(*row, o, states.back().verdict));
   };
-  run_group(dispatch_rows(), free_state);
-  run_group(io_rows(), free_state);
-  run_group(timer_rows(), free_state);
-  run_group(post_rows(), free_state);
-  run_group(echo_rows(), free_state);
-  run_group(wake_rows(), free_state);
+  run_group(dispatch_rows(), false);
+  run_group(io_rows(), false);
+  run_group(timer_rows(), false);
+  run_group(post_rows(), false);
+  run_group(echo_rows(), false);
+  run_group(wake_rows(), false);
   int pinned_cpu = -1;
   if (o.busy) {
     std::vector<Row> busy;
@@ -436,8 +440,7 @@ int run(int argc, char** argv) {
     }
     BusyCore spinner(o.pin_spinner);
     pinned_cpu = spinner.pinned_cpu();
-    states.push_back(measure_state("with one core kept busy", true));
-    run_group(std::move(busy), states.back().verdict);
+    run_group(std::move(busy), true);
   }
   states.push_back(measure_state("at the end", false));
 

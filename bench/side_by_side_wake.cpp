@@ -59,7 +59,7 @@ Sample evcxx_async(std::uint64_t ops) {
   std::optional<evcxx::Async> on_a;
   std::optional<evcxx::Async> on_b;
   std::uint64_t round_trips = 0;  // thread A
-  Done done;
+  Done done;  // A's callback may still be in set(): the submit() below waits for it to return
   // Watchers are created and destroyed on their loop's thread.
   a.submit([&] {
      on_a.emplace(a.loop(), [&] {
@@ -81,11 +81,11 @@ Sample evcxx_async(std::uint64_t ops) {
 }
 
 struct PostPingPong {
-  evcxx::LoopThread a{"bench-wake-a"};
-  evcxx::LoopThread b{"bench-wake-b"};
+  Done done;  // first, so that it outlives the threads: the last task may still be in set()
   std::uint64_t target = 0;
   std::uint64_t round_trips = 0;  // thread A
-  Done done;
+  evcxx::LoopThread a{"bench-wake-a"};
+  evcxx::LoopThread b{"bench-wake-b"};
 
   void ping() {
     b.post([this] { a.post([this] { pong(); }); });

@@ -492,21 +492,19 @@ def side_by_side_markdown(sbs):
 
 
 def ratios_gnuplot(sbs, svg_path, subtitle):
-    """Horizontal bars: each row's evcxx / raw libev ratio (the main peer), 1.0 marked."""
+    """Horizontal bars: each row's evcxx / peer ratios, 1.0 marked."""
     bars = []
     for r in sbs["rows"]:
         if r.get("error") or r.get("slot"):
             continue
-        main = next(
-            (s for s in r["sides"][1:] if s["name"] in ("libev", "libev_set", "mutex_vector")),
-            None,
-        )
-        if r["group"] == "wake":
-            main = next((s for s in r["sides"][1:] if s["name"] == "spin"), None)
-        if main is None or main.get("ratio_median") is None:
-            continue
-        label = f"{r['group']}: {r['name']} vs {main['name']}".replace("_", " ")
-        bars.append((label, main["ratio_median"], r["group"] == "busy"))
+        # Every peer, except in the wake-up rows: there only the spinning floor.
+        for side in r["sides"][1:]:
+            if r["group"] == "wake" and side["name"] != "spin":
+                continue
+            if side.get("ratio_median") is None:
+                continue
+            label = f"{r['group']}: {r['name']} vs {SHORT_SIDES.get(side['name'], side['name'])}"
+            bars.append((label.replace("_", " "), side["ratio_median"], r["group"] == "busy"))
     if not bars:
         return None
     bars.reverse()
