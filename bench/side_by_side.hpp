@@ -1,0 +1,105 @@
+#pragma once
+
+// side_by_side_bench: every row of issue 10's table, each evcxx figure beside its peers (raw
+// libev C doing the same work, and Boost.Asio or bare system calls where the issue names them),
+// in one binary and one run.
+//
+// A row is one operation written once per side. Every side of a row runs one sample per round,
+// the sides' order rotating from round to round, so a change in the machine's load hits the
+// sides of a pair alike; the figure published for each peer is the median over the rounds of
+// evcxx's time divided by the peer's time in the same round (lower is better). Google Benchmark
+// is not used here: its repetitions are shuffled across all benchmarks, so it has no pairs.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace evcxx_bench::sbs {
+
+using Clock = std::chrono::steady_clock;
+
+// What one sample of one side did: the operations it timed and the seconds they took (setup and
+// teardown are outside the clock).
+struct Sample {
+  std::uint64_t ops = 0;
+  double seconds = 0;
+};
+
+// Runs about `ops` operations (a body may round up to its batch size) and times them. Throws
+// std::runtime_error when what it measured went wrong (a lost callback, a short count).
+using Body = std::function<Sample(std::uint64_t ops)>;
+
+struct Side {
+  std::string name;   // "evcxx", "libev", "libev_modify", "asio", ...
+  std::string label;  // what the report calls it
+  Body body;
+};
+
+struct Row {
+  std::string group;  // dispatch, io, timers, post, busy, echo, wake
+  std::string name;   // unique within the group
+  std::string what;   // one line for the report
+  std::string unit;   // what one operation is: "callback", "toggle", "timer", "task", ...
+  // Operations per sample: a fixed count when fixed_ops, else the first guess of a calibration
+  // that aims each sample at the run's target time.
+  std::uint64_t ops = 1000;
+  bool fixed_ops = false;
+  bool busy_core = false;  // run while another thread keeps one core busy
+  // A placeholder row: its evcxx side measures a stand-in (said in `what`) until the API exists.
+  bool slot = false;
+  Side evcxx;
+  std::vector<Side> peers;
+};
+
+// The rows of each group, in the order of issue 10's table.
+std::vector<Row> dispatch_rows();
+std::vector<Row> io_rows();
+std::vector<Row> timer_rows();
+std::vector<Row> post_rows();
+std::vector<Row> echo_rows();
+std::vector<Row> wake_rows();
+
+// Dispatch rows worth repeating while a core is busy.
+std::vector<Row> busy_dispatch_rows();
+
+// sizeof each evcxx watcher beside its libev struct.
+struct SizeRow {
+  std::string type;
+  std::size_t evcxx;
+  std::size_t libev;
+};
+std::vector<SizeRow> watcher_sizes();
+
+// Round trip between two threads spinning on one atomic, in nanoseconds: the wake-up floor, and
+// the test of whether two threads really run at once. Bounded by `budget` whatever the machine
+// does (a spinner falls back to sched_yield after a while, so two threads on one core still
+// make progress).
+struct SpinResult {
+  double ns_per_round_trip = 0;
+  std::uint64_t round_trips = 0;
+};
+SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget);
+
+// Keeps one core busy with a spinning thread while it exists.
+class BusyCore {
+ public:
+  explicit BusyCore(bool pin);
+  ~BusyCore();
+  BusyCore(const BusyCore&) = delete;
+  BusyCore& operator=(const BusyCore&) = delete;
+  int pinned_cpu() const noexcept { return pinned_cpu_; }
+
+ private:
+  struct State;
+  State* state_;
+  int pinned_cpu_ = -1;
+};
+
+// Keeps the compiler from dropping or merging what a callback counts.
+inline void clobber() noexcept {
+  asm volatile("" ::: "memory");
+}
+
+}  // namespace evcxx_bench::sbs

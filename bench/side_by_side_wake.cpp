@@ -1,0 +1,286 @@
+// The wake-up floor rows of side_by_side_bench: a round trip between two threads (A wakes B, B
+// wakes A back), time per round trip.
+//
+// evcxx: two LoopThreads waking each other, with Async::send or with post(). Peers: two threads
+// spinning on one atomic (the floor: no system call, no sleep), a bare futex ping-pong, a bare
+// blocking eventfd ping-pong, and two raw libev loops on their own threads waking each other with
+// ev_async. (Issue 10.5's opt-in busy-polling Loop setting will add its row here.)
+
+#include <ev.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <evcxx/async.hpp>
+#include <evcxx/loop.hpp>
+#include <evcxx/loop_thread.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "side_by_side.hpp"
+
+namespace evcxx_bench::sbs {
+
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Set by whoever finishes the last round trip; the benchmark thread waits for it.
+class Done {
+ public:
+  void set() noexcept {
+    done_.store(true, std::memory_order_release);
+    done_.notify_one();
+  }
+  void wait() const noexcept { done_.wait(false, std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> done_{false};
+};
+
+Sample evcxx_async(std::uint64_t ops) {
+  evcxx::LoopThread a("bench-wake-a");
+  evcxx::LoopThread b("bench-wake-b");
+  std::optional<evcxx::Async> on_a;
+  std::optional<evcxx::Async> on_b;
+  std::uint64_t round_trips = 0;  // thread A
+  Done done;  // A's callback may still be in set(): the submit() below waits for it to return
+  // Watchers are created and destroyed on their loop's thread.
+  a.submit([&] {
+     on_a.emplace(a.loop(), [&] {
+       if (++round_trips == ops) {
+         done.set();
+       } else {
+         on_b->send();
+       }
+     });
+   }).get();
+  b.submit([&] { on_b.emplace(b.loop(), [&] { on_a->send(); }); }).get();
+  const auto start = Clock::now();
+  on_b->send();
+  done.wait();
+  const double seconds = seconds_since(start);
+  a.submit([&] { on_a.reset(); }).get();
+  b.submit([&] { on_b.reset(); }).get();
+  return {ops, seconds};
+}
+
+struct PostPingPong {
+  Done done;  // first, so that it outlives the threads: the last task may still be in set()
+  std::uint64_t target = 0;
+  std::uint64_t round_trips = 0;  // thread A
+  evcxx::LoopThread a{"bench-wake-a"};
+  evcxx::LoopThread b{"bench-wake-b"};
+
+  void ping() {
+    b.post([this] { a.post([this] { pong(); }); });
+  }
+  void pong() {
+    if (++round_trips == target) {
+      done.set();
+    } else {
+      ping();
+    }
+  }
+};
+
+Sample evcxx_post(std::uint64_t ops) {
+  PostPingPong p;
+  p.target = ops;
+  const auto start = Clock::now();
+  p.ping();
+  p.done.wait();
+  return {ops, seconds_since(start)};
+}
+
+Sample spin(std::uint64_t ops) {
+  const SpinResult r = spin_ping_pong(ops, std::chrono::seconds(10));
+  return {r.round_trips, r.ns_per_round_trip * static_cast<double>(r.round_trips) / 1e9};
+}
+
+long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value) {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), op, value, nullptr, nullptr,
+                   0);
+}
+
+// One word: odd values are B's turn, even ones A's; UINT32_MAX tells B to quit.
+Sample futex_ping_pong(std::uint64_t ops) {
+  std::atomic<std::uint32_t> turn{0};
+  constexpr std::uint32_t kQuit = UINT32_MAX;
+  const auto wait_until = [&turn](std::uint32_t want) {
+    for (std::uint32_t seen = turn.load(std::memory_order_acquire); seen != want;
+         seen = turn.load(std::memory_order_acquire)) {
+      if (seen == kQuit) return false;
+      futex(turn, FUTEX_WAIT_PRIVATE, seen);
+    }
+    return true;
+  };
+  std::thread b([&] {
+    for (std::uint32_t i = 0;; ++i) {
+      if (!wait_until(2 * i + 1)) return;
+      turn.store(2 * i + 2, std::memory_order_release);
+      futex(turn, FUTEX_WAKE_PRIVATE, 1);
+    }
+  });
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    const auto n = static_cast<std::uint32_t>(i);
+    turn.store(2 * n + 1, std::memory_order_release);
+    futex(turn, FUTEX_WAKE_PRIVATE, 1);
+    wait_until(2 * n + 2);
+  }
+  const double seconds = seconds_since(start);
+  turn.store(kQuit, std::memory_order_release);
+  futex(turn, FUTEX_WAKE_PRIVATE, 1);
+  b.join();
+  return {ops, seconds};
+}
+
+class Eventfd {
+ public:
+  Eventfd() : fd_(::eventfd(0, EFD_CLOEXEC)) {
+    if (fd_ < 0) throw_errno("eventfd");
+  }
+  ~Eventfd() { ::close(fd_); }
+  Eventfd(const Eventfd&) = delete;
+  Eventfd& operator=(const Eventfd&) = delete;
+  void signal() {
+    const std::uint64_t one = 1;
+    while (::write(fd_, &one, sizeof one) < 0) {
+      if (errno != EINTR) throw_errno("write(eventfd)");
+    }
+  }
+  void wait() {
+    std::uint64_t count;
+    while (::read(fd_, &count, sizeof count) < 0) {
+      if (errno != EINTR) throw_errno("read(eventfd)");
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+Sample eventfd_ping_pong(std::uint64_t ops) {
+  Eventfd to_a;
+  Eventfd to_b;
+  std::atomic<bool> quit{false};
+  std::thread b([&] {
+    for (;;) {
+      to_b.wait();
+      if (quit.load(std::memory_order_acquire)) return;
+      to_a.signal();
+    }
+  });
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    to_b.signal();
+    to_a.wait();
+  }
+  const double seconds = seconds_since(start);
+  quit.store(true, std::memory_order_release);
+  to_b.signal();
+  b.join();
+  return {ops, seconds};
+}
+
+// Two raw libev loops, each on its own thread; A's callback counts and breaks its loop at the end.
+struct RawPair {
+  struct ev_loop* loop_a = ev_loop_new(EVFLAG_AUTO);
+  struct ev_loop* loop_b = ev_loop_new(EVFLAG_AUTO);
+  ev_async to_a;
+  ev_async to_b;
+  ev_async quit_b;
+  std::uint64_t target = 0;
+  std::uint64_t round_trips = 0;
+
+  RawPair() {
+    if (loop_a == nullptr || loop_b == nullptr) throw std::runtime_error("ev_loop_new failed");
+    ev_async_init(&to_a, [](struct ev_loop* loop, ev_async* w, int) {
+      auto* self = static_cast<RawPair*>(w->data);
+      if (++self->round_trips == self->target) {
+        ev_break(loop, EVBREAK_ALL);
+      } else {
+        ev_async_send(self->loop_b, &self->to_b);
+      }
+    });
+    ev_async_init(&to_b, [](struct ev_loop*, ev_async* w, int) {
+      auto* self = static_cast<RawPair*>(w->data);
+      ev_async_send(self->loop_a, &self->to_a);
+    });
+    ev_async_init(&quit_b,
+                  [](struct ev_loop* loop, ev_async*, int) { ev_break(loop, EVBREAK_ALL); });
+    to_a.data = to_b.data = this;
+    ev_async_start(loop_a, &to_a);
+    ev_async_start(loop_b, &to_b);
+    ev_async_start(loop_b, &quit_b);
+  }
+  ~RawPair() {
+    ev_async_stop(loop_a, &to_a);
+    ev_async_stop(loop_b, &to_b);
+    ev_async_stop(loop_b, &quit_b);
+    ev_loop_destroy(loop_a);
+    ev_loop_destroy(loop_b);
+  }
+  RawPair(const RawPair&) = delete;
+  RawPair& operator=(const RawPair&) = delete;
+};
+
+Sample libev_async(std::uint64_t ops) {
+  RawPair p;
+  p.target = ops;
+  std::thread b([&] { ev_run(p.loop_b, 0); });
+  std::thread a([&] { ev_run(p.loop_a, 0); });
+  const auto start = Clock::now();
+  ev_async_send(p.loop_b, &p.to_b);
+  a.join();
+  const double seconds = seconds_since(start);
+  ev_async_send(p.loop_b, &p.quit_b);
+  b.join();
+  if (p.round_trips != ops) throw std::runtime_error("libev round trips: short count");
+  return {ops, seconds};
+}
+
+Row wake_row(std::string name, std::string what, std::string label, Body evcxx) {
+  Row row;
+  row.group = "wake";
+  row.name = std::move(name);
+  row.what = std::move(what);
+  row.unit = "round trip";
+  row.ops = 200;
+  row.evcxx = {"evcxx", std::move(label), std::move(evcxx)};
+  row.peers.push_back({"spin", "two threads spinning on one atomic (the floor)", spin});
+  row.peers.push_back({"futex", "bare futex ping-pong", futex_ping_pong});
+  row.peers.push_back({"eventfd", "bare eventfd ping-pong (blocking read)", eventfd_ping_pong});
+  row.peers.push_back({"libev", "two raw libev loop threads, ev_async", libev_async});
+  return row;
+}
+
+}  // namespace
+
+std::vector<Row> wake_rows() {
+  return {
+      wake_row("loop_threads_async", "two LoopThreads waking each other with Async::send",
+               "evcxx LoopThreads, Async::send", evcxx_async),
+      wake_row("loop_threads_post", "two LoopThreads waking each other with post()",
+               "evcxx LoopThreads, post()", evcxx_post),
+  };
+}
+
+}  // namespace evcxx_bench::sbs
