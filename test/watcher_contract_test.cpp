@@ -16,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "support.hpp"
 
@@ -28,6 +29,23 @@ using evcxx_test::Pipe;
 std::unique_ptr<evcxx::Loop> new_loop() {
   return std::make_unique<evcxx::Loop>();
 }
+
+// The callback arguments of watcher type W, and an object whose member function takes them.
+template <class Callback>
+struct CallbackArgs;
+template <class... Args>
+struct CallbackArgs<std::function<void(Args...)>> {
+  struct Target {
+    int calls = 0;
+    bool fail = false;
+    void hit(Args...) {
+      ++calls;
+      if (fail) throw Boom();
+    }
+  };
+};
+template <class W>
+using CallbackOf = CallbackArgs<typename W::Callback>;
 
 // make(loop, on_event) returns a std::unique_ptr to a watcher created with evcxx::deferred whose
 // callback calls on_event(). Its event must not fire on its own within one non-blocking iteration
@@ -197,6 +215,58 @@ void check_watcher_contract(Make make, MakeLoop make_loop = &new_loop) {
     raw->feed();
     loop->run(evcxx::Run::nowait);
     EXPECT_EQ(calls, 2);
+    EXPECT_EQ(w, nullptr);
+  }
+  {
+    SCOPED_TRACE("compile-time callbacks: a member function and a function object");
+    auto loop = make_loop();
+    auto w = make(*loop, [] {});
+    using W = std::remove_reference_t<decltype(*w)>;
+    typename CallbackOf<W>::Target target;
+    w->template set_callback<&CallbackOf<W>::Target::hit>(target);
+    w->feed();
+    loop->run(evcxx::Run::nowait);
+    EXPECT_EQ(target.calls, 1);
+    w->invoke();
+    EXPECT_EQ(target.calls, 2);
+    target.fail = true;
+    EXPECT_THROW(w->invoke(), Boom);
+    w->feed();
+    EXPECT_THROW(loop->run(evcxx::Run::nowait), Boom);  // caught on libev's side, rethrown here
+    EXPECT_EQ(target.calls, 4);
+    target.fail = false;
+
+    int lambda_calls = 0;
+    auto lambda = [&](auto&&...) { ++lambda_calls; };
+    w->set_callback(std::ref(lambda));
+    w->feed();
+    loop->run(evcxx::Run::nowait);
+    w->invoke();
+    EXPECT_EQ(lambda_calls, 2);
+    EXPECT_EQ(target.calls, 4);
+
+    int plain_calls = 0;
+    w->set_callback([&](auto&&...) { ++plain_calls; });  // back to a std::function
+    w->feed();
+    loop->run(evcxx::Run::nowait);
+    EXPECT_EQ(plain_calls, 1);
+    EXPECT_EQ(lambda_calls, 2);
+
+    auto* raw = w.get();
+    auto replace_then_destroy = [&, raw](auto&&...) {
+      ++lambda_calls;
+      raw->set_callback([&](auto&&...) { ++plain_calls; });
+      raw->feed();  // runs the replacement in this same iteration
+    };
+    w->set_callback(std::ref(replace_then_destroy));
+    w->feed();
+    loop->run(evcxx::Run::nowait);
+    EXPECT_EQ(lambda_calls, 3);
+    EXPECT_EQ(plain_calls, 2);
+    auto destroy = [&](auto&&...) { w.reset(); };
+    raw->set_callback(std::ref(destroy));
+    raw->feed();
+    loop->run(evcxx::Run::nowait);
     EXPECT_EQ(w, nullptr);
   }
   {

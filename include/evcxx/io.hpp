@@ -117,7 +117,10 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   friend class detail::ClosedFdGuard;
 
   int fired_events() const noexcept { return events().raw(); }
-  void deliver(Callback& callback, int revents) { callback(IoEvents::from_raw(revents)); }
+  template <class Function>
+  void deliver(Function&& callback, int revents) {
+    callback(IoEvents::from_raw(revents));
+  }
   // An error callback runs right after the check that failed its watcher, before libev
   // registers descriptors: what it closes or changes is checked again.
   bool recheck_fds_after(int revents) const noexcept { return (revents & EV_ERROR) != 0; }

@@ -82,6 +82,28 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   void set_callback(Callback callback) noexcept {
     if (running_ != nullptr) replace_running_callbacks();
     callback_ = std::move(callback);
+    if (bound_object_ != nullptr) unbind();
+  }
+  /// Makes the callback `(object.*Method)(args...)`, resolved at compile time: libev calls it
+  /// without std::function on the way (ev++.h's `set<&K::method>(object)`). Replaces the callback
+  /// as set_callback() does; a later set_callback() replaces it in turn.
+  /// Throws: std::bad_alloc, changing nothing.
+  /// Lifetime: `object` must outlive the binding (the watcher, or until the next set_callback()).
+  template <auto Method, class Object>
+  void set_callback(Object& object) {
+    static_assert(std::is_member_function_pointer_v<decltype(Method)>,
+                  "set_callback<&Class::member>(object) takes a member function");
+    bind<Object, &Watcher::call_member<Method, Object>>(std::addressof(object));
+  }
+  /// Makes the callback a function object the caller keeps, called through its own type (no
+  /// std::function on the way): `watcher.set_callback(std::ref(lambda))`.
+  /// Throws: std::bad_alloc, changing nothing.
+  /// Lifetime: the function object must outlive the binding, as for the member function form.
+  template <class Function>
+  void set_callback(std::reference_wrapper<Function> function) {
+    static_assert(std::is_invocable_v<Function&, Args...>,
+                  "the function object must be callable with the watcher's callback arguments");
+    bind<Function, &Watcher::call_function<Function>>(std::addressof(function.get()));
   }
   /// Runs the callback now, as if its event had fired.
   /// Throws: what the callback throws.
@@ -117,8 +139,10 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   void stop_native() noexcept { NativeTraits::stop(raw_loop_, &watcher_); }
   // The revents invoke() and feed() deliver.
   int fired_events() const noexcept { return NativeTraits::event; }
-  // Calls the callback with the arguments libev's revents stand for.
-  void deliver(Callback& callback, int revents) {
+  // Calls the callback (a Callback, or a compile-time callback's caller) with the arguments
+  // libev's revents stand for.
+  template <class Function>
+  void deliver(Function&& callback, int revents) {
     static_assert(sizeof...(Args) == 0, "a callback with arguments needs its own deliver()");
     static_cast<void>(revents);
     callback();
@@ -201,9 +225,33 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     for (Running* r = running_; r != nullptr; r = r->outer_) r->alive_ = false;
   }
 
-  // libev calls this; no exception may unwind through its frames.
-  static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
-    auto& watcher = *static_cast<Watcher*>(w->data);
+  // A compile-time callback: how libev's callback calls it, with no type erasure on the way.
+  template <auto Method, class Object>
+  static void call_member(Object* object, Args... args) {
+    (object->*Method)(std::forward<Args>(args)...);
+  }
+  template <class Function>
+  static void call_function(Function* function, Args... args) {
+    (*function)(std::forward<Args>(args)...);
+  }
+  // Installs a compile-time callback: on_bound_event runs it for libev; callback_ keeps an
+  // equivalent std::function for invoke() (which may throw) and for calls nested inside it.
+  template <class Object, void (*Call)(Object*, Args...)>
+  void bind(Object* object) {
+    callback_ = [object](Args... args) { Call(object, std::forward<Args>(args)...); };
+    if (running_ != nullptr) replace_running_callbacks();
+    bound_object_ = const_cast<void*>(static_cast<const void*>(object));
+    ev_set_cb(&watcher_, (&Watcher::on_bound_event<Object, Call>));
+  }
+  void unbind() noexcept {
+    bound_object_ = nullptr;
+    ev_set_cb(&watcher_, &Watcher::on_event);
+  }
+
+  // What both libev callbacks do around the call: no exception may unwind through libev's frames,
+  // and the closed-descriptor check runs again when the callback may have changed descriptors.
+  template <class Call>
+  static void dispatch_event(Watcher& watcher, int revents, Call&& call) noexcept {
     Loop* const loop = watcher.loop_;  // read now: the callback may destroy the watcher
     // A fed callback may run in the prepare phase, right before libev registers descriptors.
     bool recheck = watcher.self().recheck_fds_after(revents);
@@ -212,16 +260,32 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
       recheck = true;
     }
     try {
-      watcher.run_callback(revents);
+      call();
     } catch (...) {
       loop->capture_exception(std::current_exception());
     }
-    if (recheck) detail::recheck_closed_fds(*loop);
+    if (recheck && fd_guard_slot(*loop) != nullptr) detail::recheck_closed_fds(*loop);
+  }
+
+  static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
+    auto& watcher = *static_cast<Watcher*>(w->data);
+    dispatch_event(watcher, revents, [&] { watcher.run_callback(revents); });
+  }
+  template <class Object, void (*Call)(Object*, Args...)>
+  static void on_bound_event(struct ev_loop*, Native* w, int revents) noexcept {
+    auto& watcher = *static_cast<Watcher*>(w->data);
+    auto* const object = static_cast<Object*>(watcher.bound_object_);
+    if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(w);
+    dispatch_event(watcher, revents, [&] {
+      watcher.self().deliver([object](Args... args) { Call(object, std::forward<Args>(args)...); },
+                             revents);
+    });
   }
 
   Callback callback_;
-  Running* running_ = nullptr;  // the innermost call of the callback in progress
-  bool fed_ = false;            // feed() made it pending: check descriptors after its callback
+  void* bound_object_ = nullptr;  // the object of a compile-time callback (see bind())
+  Running* running_ = nullptr;    // the innermost call of the callback in progress
+  bool fed_ = false;              // feed() made it pending: check descriptors after its callback
 };
 
 EVCXX_END_NAMESPACE
