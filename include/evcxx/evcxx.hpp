@@ -1,6 +1,11 @@
 #pragma once
 
-// The whole evcxx API.
+/// @file
+/// The whole evcxx API: includes every public header.
+
+/// @namespace evcxx
+/// evcxx, a C++17 binding for libev. Every name lives in a versioned inline namespace
+/// (evcxx::v<MAJOR>_<MINOR>, see version.hpp) that code never needs to spell.
 #include "evcxx/async.hpp"
 #include "evcxx/check.hpp"
 #include "evcxx/child.hpp"
