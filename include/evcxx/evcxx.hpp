@@ -5,7 +5,8 @@
 
 /// @namespace evcxx
 /// evcxx, a C++17 binding for libev. Every name lives in a versioned inline namespace
-/// (evcxx::v<MAJOR>_<MINOR>, see version.hpp) that code never needs to spell.
+/// (evcxx::vMAJOR_MINOR, see version.hpp) that code never needs to spell.
+
 #include "evcxx/async.hpp"
 #include "evcxx/check.hpp"
 #include "evcxx/child.hpp"
