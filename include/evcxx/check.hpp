@@ -24,6 +24,7 @@ class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
   Check(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_check_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Check() override = default;
 };
 

@@ -42,6 +42,7 @@ class EVCXX_API Child final : public Watcher<Child, ev_child, void()> {
   /// Created stopped, with `trace`; start() it later.
   /// Throws: as Child(loop, pid, callback).
   Child(Loop& loop, deferred_t, pid_t pid, bool trace, Callback callback);
+  /// Stops the watcher.
   ~Child() override = default;
 
   /// Watches another pid; an active watcher is restarted.

@@ -10,8 +10,9 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-/// ev_cleanup: runs while its loop is being destroyed, i.e. in ~Loop of a Loop that owns its
-/// ev_loop. By then every other watcher of the loop is already detached and inactive; the
+/// ev_cleanup: runs while its loop is being destroyed (in ~Loop of a Loop that owns its ev_loop).
+///
+/// By then every other watcher of the loop is already detached and inactive; the
 /// callback may stop or destroy watchers (itself included) but must not start or create any.
 /// An exception it throws is dropped, as nobody is left to rethrow it to. Afterwards the Cleanup
 /// is detached like any other watcher of a dead loop.
@@ -32,6 +33,7 @@ class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
   Cleanup(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_cleanup_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Cleanup() override = default;
 
  private:

@@ -52,6 +52,7 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   /// Created stopped; start() it later.
   /// Throws: as the active constructor.
   Embed(Loop& loop, deferred_t, Loop& inner, Callback callback = {});
+  /// Stops the watcher.
   ~Embed() override;
 
   /// Embeds another inner loop; an active watcher is restarted.

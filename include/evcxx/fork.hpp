@@ -26,6 +26,7 @@ class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
   Fork(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_fork_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Fork() override = default;
 };
 

@@ -225,11 +225,13 @@ class EVCXX_API Loop {
   /// Must not run inside this loop's run().
   ~Loop();
 
+  /// Not copyable (nor movable).
   Loop(const Loop&) = delete;
+  /// Not copyable (nor movable).
   Loop& operator=(const Loop&) = delete;
 
-  /// Runs the loop (ev_run); returns true when it returned with watchers still active, i.e. it was
-  /// broken or stopped.
+  /// Runs the loop (ev_run); returns true when it returned with watchers still active (it was
+  /// broken or stopped).
   /// If a callback or posted task threw, the loop is broken after the events already due have run,
   /// and run() rethrows the first such exception; the loop stays usable.
   /// Throws: what a callback or posted task threw (the first one); after fork(),

@@ -44,7 +44,9 @@ class EVCXX_API LoopPool {
   /// then joins them all (they shut down in parallel).
   ~LoopPool();
 
+  /// Not copyable (nor movable).
   LoopPool(const LoopPool&) = delete;
+  /// Not copyable (nor movable).
   LoopPool& operator=(const LoopPool&) = delete;
 
   /// std::thread::hardware_concurrency(), or 1 when unknown.

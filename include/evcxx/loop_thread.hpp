@@ -84,7 +84,9 @@ class EVCXX_API LoopThread {
   /// finishes the accepted tasks and then destroys the Loop itself.
   ~LoopThread();
 
+  /// Not copyable (nor movable).
   LoopThread(const LoopThread&) = delete;
+  /// Not copyable (nor movable).
   LoopThread& operator=(const LoopThread&) = delete;
 
   /// The loop: for tasks running on the loop thread, and for its ANY-thread members elsewhere.

@@ -58,6 +58,7 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
   /// Fires when `rule` says; created stopped, start() it later.
   /// Throws: std::invalid_argument for an empty rule.
   Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callback callback);
+  /// Stops the watcher.
   ~Periodic() override;
 
   // Change the mode or its parameters; an active watcher is restarted. Same checks as the

@@ -24,6 +24,7 @@ class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
   Prepare(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_prepare_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Prepare() override = default;
 
  private:

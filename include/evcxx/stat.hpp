@@ -48,6 +48,7 @@ class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
   /// Created stopped, with libev's default polling interval; start() it later.
   /// Throws: as the active constructor.
   Stat(Loop& loop, deferred_t, std::string path, Callback callback);
+  /// Stops the watcher.
   ~Stat() override;
 
   /// Watches another path (or polls at another interval); an active watcher is restarted, which

@@ -38,6 +38,7 @@ class EVCXX_API Timer final : public Watcher<Timer, ev_timer, void()> {
   /// Created stopped, repeating; start() it later.
   /// Throws: the same checks.
   Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callback callback);
+  /// Stops the watcher.
   ~Timer() override = default;
 
   /// New timeout and repeat; restarts the timer if it was active (counting `after` from now).

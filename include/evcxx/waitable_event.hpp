@@ -64,7 +64,9 @@ class EVCXX_API WaitableEvent {
   /// Lifetime: threads still blocked in a wait must be gone (see the class's Lifetime).
   ~WaitableEvent();
 
+  /// Not copyable (nor movable).
   WaitableEvent(const WaitableEvent&) = delete;
+  /// Not copyable (nor movable).
   WaitableEvent& operator=(const WaitableEvent&) = delete;
 
   /// Sets the event, releases every waiter, makes fd() readable and announces it to the loop.
