@@ -61,9 +61,6 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
   /// Stops the watcher.
   ~Periodic() override;
 
-  // Change the mode or its parameters; an active watcher is restarted. Same checks as the
-  // constructors; on an exception the watcher keeps its previous parameters (and, for a rule
-  // that throws on restart, is left stopped).
   /// Switches to firing once at `at`; an active watcher is restarted.
   /// Throws: the constructor's checks; on an exception the watcher keeps its previous parameters.
   void set(Timestamp at);
