@@ -59,6 +59,7 @@ class ClosedFdGuard;
 /// and they are stopped, destroyed or set() elsewhere. The error arrives in the next iteration;
 /// on backends other than select and poll, a descriptor closed while its watchers stay as they are
 /// is found within closed_fd_check_interval() (1 s by default) instead.
+///
 /// All of this is a safety net for a bug in the caller: stop (or destroy) the watchers before
 /// closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
 /// the check runs, the watchers silently watch the new file and no error can be reported. What the
@@ -67,6 +68,7 @@ class ClosedFdGuard;
 /// callbacks made pending by feed() are covered); raw ev_io watchers (from C code on
 /// Loop::native()) on a descriptor closed under them; checks skipped because a
 /// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
+///
 /// Cost, while Io watchers are active: one poll() call per iteration over their descriptors (poll,
 /// linuxaio), or one per iteration that changed a watcher plus one per closed_fd_check_interval()
 /// (epoll and the others); nothing on select. How the checks are scheduled on each backend:
