@@ -6,9 +6,10 @@
 # built with -Wconversion -Wshadow -Werror in every tree. Any sanitizer report fails the test that
 # caused it.
 #
-# It first checks that every C++ file matches .clang-format ("format").
+# It first checks that every C++ file matches .clang-format ("format") and that the API reference
+# builds from the headers without a single Doxygen warning ("docs", scripts/docs.sh).
 #
-#   scripts/test.sh [format|plain|asan|tsan|clang]...   (default: all; trees go to build/<name>)
+#   scripts/test.sh [format|docs|plain|asan|tsan|clang]...   (default: all; trees go to build/<name>)
 #
 # Ends with one line per tree and the total, "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -18,7 +19,7 @@ cd "$root"
 bash scripts/install-deps.sh
 
 trees=("$@")
-((${#trees[@]})) || trees=(format plain asan tsan clang)
+((${#trees[@]})) || trees=(format docs plain asan tsan clang)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Sanitizer runtime options: stop at the first report and exit non-zero. Ours come last so they win
@@ -54,10 +55,25 @@ check_format() {
   fi
 }
 
+# The API reference (scripts/docs.sh): one test, failed by any Doxygen warning.
+check_docs() {
+  if bash scripts/docs.sh; then
+    summary+=("docs: 1 passed, 0 failed")
+    total_passed=$((total_passed + 1))
+  else
+    summary+=("docs: 0 passed, 1 failed")
+    total_failed=$((total_failed + 1))
+  fi
+}
+
 run_tree() {
   local name=$1
   if [[ $name == format ]]; then
     check_format
+    return
+  fi
+  if [[ $name == docs ]]; then
+    check_docs
     return
   fi
   local dir="build/$name"
@@ -82,7 +98,7 @@ run_tree() {
         -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_SANITIZE=)
       ;;
     *)
-      echo "scripts/test.sh: unknown tree '$name' (use format, plain, asan, tsan or clang)" >&2
+      echo "scripts/test.sh: unknown tree '$name' (use format, docs, plain, asan, tsan or clang)" >&2
       exit 2
       ;;
   esac

@@ -12,39 +12,44 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-// ev_async: wakes a loop from another thread or a signal handler.
-//
-// Sends are coalesced: many send() calls before the loop notices may give one callback, but every
-// send() is followed by at least one callback that starts after it. Keeps its loop alive while
-// active, like every active watcher.
-//
-// Thread-safety: send() and sent() are for ANY thread and for signal handlers; everything else is
-// for the loop thread.
-//
-// Memory ordering: send() is a release operation. Everything a thread wrote before send()
-// happens-before the callback that the send() causes (the first one to start after it).
-//
-// Lifetime: create, start, stop and destroy it on the loop thread; it must outlive every send()
-// made on it (a send() may still be returning after its callback ran). Destroying it inside its own
-// callback is safe; after its Loop is destroyed it is detached and send() delivers nothing.
+/// ev_async: wakes a loop from another thread or a signal handler.
+///
+/// Sends are coalesced: many send() calls before the loop notices may give one callback, but every
+/// send() is followed by at least one callback that starts after it. Keeps its loop alive while
+/// active, like every active watcher.
+///
+/// Thread-safety: send() and sent() are for ANY thread and for signal handlers; everything else is
+/// for the loop thread.
+///
+/// Memory ordering: send() is a release operation. Everything a thread wrote before send()
+/// happens-before the callback that the send() causes (the first one to start after it).
+///
+/// Lifetime: create, start, stop and destroy it on the loop thread; it must outlive every send()
+/// made on it (a send() may still be returning after its callback ran). Destroying it inside its
+/// own callback is safe; after its Loop is destroyed it is detached and send() delivers nothing.
 class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
  public:
-  // Active on construction. Loop thread.
+  /// Runs `callback` after send(); active on construction.
+  /// Thread-safety: loop thread.
   Async(Loop& loop, Callback callback) : Async(loop, deferred, std::move(callback)) { start(); }
-  // Created stopped; start() it later. Loop thread.
+  /// Created stopped; start() it later.
+  /// Thread-safety: loop thread.
   Async(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_async_set(&watcher_);
   }
-  // Stops the watcher; a send that was not processed yet is dropped, never delivered.
+  /// Stops the watcher; a send that was not processed yet is dropped, never delivered.
   ~Async() override = default;
 
-  // ANY thread and signal handlers: one libev call, no lock, no allocation. Harmless (and
-  // delivers nothing) while stopped or after the Loop is gone.
+  /// Makes the callback run on the loop thread (coalesced, see above).
+  /// One libev call, no lock, no allocation. Harmless (and delivers nothing) while stopped or after
+  /// the Loop is gone.
+  /// Thread-safety: ANY thread and signal handlers.
   void send() noexcept {
     EVCXX_TSAN_RELEASE(&watcher_);
     ev_async_send(raw_loop_, &watcher_);
   }
-  // ANY thread: a send() has not been processed by the loop yet.
+  /// A send() has not been processed by the loop yet.
+  /// Thread-safety: ANY thread.
   bool sent() const noexcept { return __atomic_load_n(&watcher_.sent, __ATOMIC_ACQUIRE) != 0; }
 };
 

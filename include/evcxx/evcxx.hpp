@@ -1,6 +1,12 @@
 #pragma once
 
-// The whole evcxx API.
+/// @file
+/// The whole evcxx API: includes every public header.
+
+/// @namespace evcxx
+/// evcxx, a C++17 binding for libev. Every name lives in a versioned inline namespace
+/// (evcxx::vMAJOR_MINOR, see version.hpp) that code never needs to spell.
+
 #include "evcxx/async.hpp"
 #include "evcxx/check.hpp"
 #include "evcxx/child.hpp"

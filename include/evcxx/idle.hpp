@@ -11,19 +11,22 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-// ev_idle: runs once per loop iteration while the loop has nothing else to do, i.e. when no
-// event of the same or a higher priority is pending. While active, the loop polls for events
-// without blocking, so an active Idle keeps the CPU busy: stop it when its work is done.
-//
-// Thread-safety: loop thread.
+/// ev_idle: runs once per loop iteration while the loop has nothing else to do: when no event of
+/// the same or a higher priority is pending.
+///
+/// While active, the loop polls for events
+/// without blocking, so an active Idle keeps the CPU busy: stop it when its work is done.
+///
+/// Thread-safety: loop thread.
 class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
  public:
-  // Active on construction.
+  /// Runs `callback` in every iteration that has nothing else to do; active on construction.
   Idle(Loop& loop, Callback callback) : Idle(loop, deferred, std::move(callback)) { start(); }
-  // Created stopped; start() it later.
+  /// Created stopped; start() it later.
   Idle(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_idle_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Idle() override = default;
 };
 

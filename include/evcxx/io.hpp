@@ -12,24 +12,32 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-// One kind of readiness an Io watcher waits for.
+/// One kind of readiness an Io watcher waits for.
 enum class IoEvent : int {
-  readable = EV_READ,
-  writable = EV_WRITE,
+  readable = EV_READ,   ///< the descriptor can be read without blocking (EV_READ)
+  writable = EV_WRITE,  ///< the descriptor can be written without blocking (EV_WRITE)
 };
 
-// A set of I/O events: what an Io watcher waits for, and what fired (which may also carry the
-// error flag, see Io). from_raw() keeps EV_READ, EV_WRITE and EV_ERROR and drops every other bit.
+/// A set of I/O events: what an Io watcher waits for, and what fired (which may also carry the
+/// error flag, see Io).
+///
+/// from_raw() keeps EV_READ, EV_WRITE and EV_ERROR and drops every other bit.
+///
+/// Thread-safety: a value type; constexpr throughout.
 class IoEvents : public Flags<IoEvents, IoEvent, EV_READ | EV_WRITE | EV_ERROR> {
  public:
+  /// The constructors of Flags: the empty set, and a set of one IoEvent.
   using Flags::Flags;
 
+  /// IoEvent::readable is in the set.
   constexpr bool readable() const noexcept { return contains(IoEvent::readable); }
+  /// IoEvent::writable is in the set.
   constexpr bool writable() const noexcept { return contains(IoEvent::writable); }
-  // The file descriptor is unusable (typically closed under the watcher); see Io.
+  /// The file descriptor is unusable (typically closed under the watcher); see Io.
   constexpr bool error() const noexcept { return (raw() & EV_ERROR) != 0; }
 };
 
+/// A set of two events (IoEvent::readable | IoEvent::writable).
 constexpr IoEvents operator|(IoEvent a, IoEvent b) noexcept {
   return IoEvents(a) | IoEvents(b);
 }
@@ -38,78 +46,90 @@ namespace detail {
 class ClosedFdGuard;
 }
 
-// ev_io: calls back when a file descriptor becomes readable and/or writable.
-//
-// The callback receives the events that fired. fired.error() means the descriptor is unusable: the
-// watcher has already been stopped, and readable() and writable() are set too, so code that simply
-// tries its read() or write() sees the failure from the system call. Handle it by closing the
-// descriptor (if it is still open) and destroying or re-set()ting the watcher.
-//
-// A descriptor closed (or never opened) under an active Io watcher reaches its callback as such an
-// error event, on every backend, instead of libev's assertion failure or a silent hang, whatever
-// other Io watchers share the descriptor and in whatever order it is closed and they are stopped,
-// destroyed or set() elsewhere. libev registers a descriptor again whenever the events wanted on
-// it change (a watcher on it starts, stops, is destroyed or set()) and after a fork; evcxx checks
-// the descriptor before each such registration:
-// - select: libev notices it in the next iteration.
-// - poll: evcxx checks the active watchers' descriptors once per iteration before libev polls
-//   them (one extra poll() call over those descriptors per iteration while Io watchers are
-//   active); the error arrives in the next iteration.
-// - epoll and the others: descriptors of watchers started, stopped, destroyed or set() since the
-//   last iteration are checked before libev registers them again (one poll() call in each
-//   iteration that changed one), and every active descriptor after Loop::notify_fork() (or when
-//   libev itself rebuilds its epoll set); the error arrives in the next iteration. A descriptor
-//   closed while its watchers stay as they are is found by a periodic check
-//   (closed_fd_check_interval(), 1 s by default: one poll() call over the active watchers'
-//   descriptors, on a timer that does not keep the loop alive and runs only while Io watchers are
-//   active), so the error arrives within that interval.
-// All of this is a safety net for a bug in the caller: stop (or destroy) the watchers before
-// closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
-// the check runs, the watchers silently watch the new file and no error can be reported. What the
-// checks cannot cover (libev may still abort): a descriptor closed by another thread while the
-// loop runs, or inside a raw libev prepare watcher of C code (evcxx Prepare callbacks and
-// callbacks made pending by feed() are followed by a second check); raw ev_io watchers (from C
-// code on Loop::native()) on a descriptor closed under them; checks skipped because a
-// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
-//
-// Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
-// (std::invalid_argument; a stale number closed before the Loop was created can name it), and
-// any Io on a Loop with libev 4.33's io_uring backend (std::logic_error: libev aborts with
-// "io_uring_enter did not consume all sqes" on current kernels as soon as a registration changes;
-// use Backend::epoll). docs/libev-asserts.md lists every libev assertion and what prevents it.
-//
-// Thread-safety: loop thread, except the static members, which are for ANY thread.
+/// ev_io: calls back when a file descriptor becomes readable and/or writable.
+///
+/// The callback receives the events that fired. fired.error() means the descriptor is unusable: the
+/// watcher has already been stopped, and readable() and writable() are set too, so code that simply
+/// tries its read() or write() sees the failure from the system call. Handle it by closing the
+/// descriptor (if it is still open) and destroying or re-set()ting the watcher.
+///
+/// Closed descriptors: a descriptor closed (or never opened) under an active Io watcher reaches its
+/// callback as such an error event, on every backend, instead of libev's assertion failure or a
+/// silent hang, whatever other Io watchers share the descriptor and in whatever order it is closed
+/// and they are stopped, destroyed or set() elsewhere. The error arrives in the next iteration;
+/// on backends other than select and poll, a descriptor closed while its watchers stay as they are
+/// is found within closed_fd_check_interval() (1 s by default) instead.
+///
+/// All of this is a safety net for a bug in the caller: stop (or destroy) the watchers before
+/// closing their descriptor. If the descriptor's number is reused (by open(), accept(), ...) before
+/// the check runs, the watchers silently watch the new file and no error can be reported. What the
+/// checks cannot cover (libev may still abort): a descriptor closed by another thread while the
+/// loop runs, or inside a raw libev prepare watcher of C code (evcxx Prepare callbacks and
+/// callbacks made pending by feed() are covered); raw ev_io watchers (from C code on
+/// Loop::native()) on a descriptor closed under them; checks skipped because a
+/// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
+///
+/// Cost, while Io watchers are active: one poll() call per iteration over their descriptors (poll,
+/// linuxaio), or one per iteration that changed a watcher plus one per closed_fd_check_interval()
+/// (epoll and the others); nothing on select. How the checks are scheduled on each backend:
+/// docs/closed-fd-guard.md.
+///
+/// Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
+/// (std::invalid_argument; a stale number closed before the Loop was created can name it), and
+/// any Io on a Loop with libev 4.33's io_uring backend (std::logic_error: libev aborts with
+/// "io_uring_enter did not consume all sqes" on current kernels as soon as a registration changes;
+/// use Backend::epoll). docs/libev-asserts.md lists every libev assertion and what prevents it.
+///
+/// Thread-safety: loop thread, except the static members, which are for ANY thread.
 class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
  public:
-  // Active on construction. Throws std::invalid_argument for a negative fd, the loop's own epoll
-  // descriptor, or an events set that is empty or holds anything but readable and writable, and
-  // std::logic_error on a Loop with libev 4.33's io_uring backend (see above). Loop thread.
+  /// Watches `fd` for `events`; active on construction.
+  /// Thread-safety: loop thread.
+  /// Throws: std::invalid_argument for a negative fd, the loop's own epoll descriptor, or an
+  /// events set that is empty or holds anything but readable and writable; std::logic_error on a
+  /// Loop with libev 4.33's io_uring backend (see above).
   Io(Loop& loop, int fd, IoEvents events, Callback callback);
-  // Created stopped; start() it later. Same checks. Loop thread.
+  /// Created stopped; start() it later.
+  /// Thread-safety: loop thread.
+  /// Throws: as the other constructor.
   Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback);
+  /// Stops the watcher.
   ~Io() override;
 
-  // Watches another descriptor and/or other events; restarts the watcher if it was active.
-  // Same checks as the constructor.
+  /// Watches another descriptor and/or other events; restarts the watcher if it was active.
+  /// Throws: as the constructor.
   void set(int fd, IoEvents events);
+  /// Watches other events on the same descriptor; restarts the watcher if it was active.
+  /// Throws: as the constructor.
   void set(IoEvents events);
+  /// The descriptor watched.
   int fd() const noexcept { return watcher_.fd; }
+  /// The events waited for.
   IoEvents events() const noexcept {
     return IoEvents::from_raw(watcher_.events & (EV_READ | EV_WRITE));
   }
 
-  // invoke() and feed() deliver events() as what fired; these deliver the given events.
+  /// feed() delivers events() as what fired.
   using Watcher::feed;
+  /// invoke() delivers events() as what fired.
   using Watcher::invoke;
+  /// Runs the callback now with `fired` as what fired.
+  /// Throws: what the callback throws.
   void invoke(IoEvents fired) { run_callback(fired.raw()); }
+  /// Makes the watcher pending with `fired` as what fired.
+  /// Throws: std::logic_error if its Loop is gone.
   void feed(IoEvents fired) { feed_events(fired.raw()); }
 
-  // ANY thread: how often a loop with the epoll (or any non-select, non-poll) backend looks for
-  // descriptors closed under active Io watchers; see above. Zero turns that periodic check off
-  // (the checks that keep libev from aborting stay on). Process-wide; a loop picks up a new
-  // interval at its next check, or, where the check was off, when an Io is next started there.
-  // Throws std::invalid_argument for a negative or NaN interval.
+  /// Sets how often a loop with the epoll (or any non-select, non-poll) backend looks for
+  /// descriptors closed under active Io watchers; see above.
+  /// Zero turns that periodic check off (the checks that keep libev from aborting stay on).
+  /// Process-wide; a loop picks up a new interval at its next check, or, where the check was off,
+  /// when an Io is next started there.
+  /// Thread-safety: ANY thread.
+  /// Throws: std::invalid_argument for a negative or NaN interval.
   static void set_closed_fd_check_interval(std::chrono::duration<double> interval);
+  /// The interval set_closed_fd_check_interval() set (1 s by default).
+  /// Thread-safety: ANY thread.
   static std::chrono::duration<double> closed_fd_check_interval() noexcept;
 
  private:

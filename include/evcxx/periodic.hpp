@@ -12,60 +12,79 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-// ev_periodic: a timer on the wall clock (Clock, like Timestamp) rather than on elapsed time, so
-// it follows changes of the system time. Three modes:
-//  - at a Timestamp: fires once when the wall clock reaches it, then stops;
-//  - offset and interval: fires whenever the wall clock reads offset + N * interval (offset 0s,
-//    interval 1h fires on every full hour, UTC);
-//  - a reschedule rule: a function that returns the next time to fire after `now`.
-// The callback runs only once its time has passed. An active Periodic keeps its loop alive.
-//
-// Thread-safety: every member is for the loop thread.
+/// ev_periodic: a timer on the wall clock (Clock, like Timestamp) rather than on elapsed time, so
+/// it follows changes of the system time.
+///
+/// Three modes:
+///  - at a Timestamp: fires once when the wall clock reaches it, then stops;
+///  - offset and interval: fires whenever the wall clock reads offset + N * interval (offset 0s,
+///    interval 1h fires on every full hour, UTC);
+///  - a reschedule rule: a function that returns the next time to fire after `now`.
+/// The callback runs only once its time has passed. An active Periodic keeps its loop alive.
+///
+/// Thread-safety: every member is for the loop thread.
 class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
  public:
+  /// Seconds, as libev counts them; any std::chrono::duration converts to it.
   using Duration = std::chrono::duration<double>;
-  // Returns the next time to fire, no earlier than `now`.
-  //
-  // libev calls the rule from inside its own bookkeeping (when the watcher starts, when it
-  // fires, after a time jump and on Loop::resume()), so the rule must not start, stop, set or
-  // destroy any watcher, nor run the loop: it may only read (at(), the clock, its own state).
-  // To stop the watcher, return a time far in the future and stop it from its callback.
-  // An exception thrown by the rule, or a returned time that is NaN or before `now`, is rethrown
-  // by start()/again()/set() when one of them called the rule, and otherwise by run(); the
-  // watcher then stays active but will not fire until it is restarted.
+  /// Returns the next time to fire, no earlier than `now`.
+  ///
+  /// libev calls the rule from inside its own bookkeeping (when the watcher starts, when it
+  /// fires, after a time jump and on Loop::resume()), so the rule must not start, stop, set or
+  /// destroy any watcher, nor run the loop: it may only read (at(), the clock, its own state).
+  /// To stop the watcher, return a time far in the future and stop it from its callback.
+  /// An exception thrown by the rule, or a returned time that is NaN or before `now`, is rethrown
+  /// by start()/again()/set() when one of them called the rule, and otherwise by run(); the
+  /// watcher then stays active but will not fire until it is restarted.
   using RescheduleRule = std::function<Timestamp(Periodic&, Timestamp now)>;
 
-  // Fires once at `at`. Throws std::invalid_argument unless `at` is finite. Active on
-  // construction.
+  /// Fires once at `at`; active on construction.
+  /// Throws: std::invalid_argument unless `at` is finite.
   Periodic(Loop& loop, Timestamp at, Callback callback);
+  /// Fires once at `at`; created stopped, start() it later.
+  /// Throws: std::invalid_argument unless `at` is finite.
   Periodic(Loop& loop, deferred_t, Timestamp at, Callback callback);
-  // Fires at every offset + N * interval. Throws std::invalid_argument unless interval is
-  // positive and finite and offset is non-negative and finite.
+  /// Fires at every offset + N * interval; active on construction.
+  /// Throws: std::invalid_argument unless interval is positive and finite and offset is
+  /// non-negative and finite.
   Periodic(Loop& loop, Duration offset, Duration interval, Callback callback);
+  /// Fires at every offset + N * interval; created stopped, start() it later.
+  /// Throws: as the active constructor.
   Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callback callback);
-  // Fires when `rule` says. Throws std::invalid_argument for an empty rule, and rethrows what the
-  // rule throws when the constructor starts the watcher.
+  /// Fires when `rule` says; active on construction.
+  /// Throws: std::invalid_argument for an empty rule; what the rule throws when the constructor
+  /// starts the watcher.
   Periodic(Loop& loop, RescheduleRule rule, Callback callback);
+  /// Fires when `rule` says; created stopped, start() it later.
+  /// Throws: std::invalid_argument for an empty rule.
   Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callback callback);
+  /// Stops the watcher.
   ~Periodic() override;
 
-  // Change the mode or its parameters; an active watcher is restarted. Same checks as the
-  // constructors; on an exception the watcher keeps its previous parameters (and, for a rule
-  // that throws on restart, is left stopped).
+  /// Switches to firing once at `at`; an active watcher is restarted.
+  /// Throws: the constructor's checks; on an exception the watcher keeps its previous parameters.
   void set(Timestamp at);
+  /// Switches to firing at every offset + N * interval; an active watcher is restarted.
+  /// Throws: the constructor's checks; on an exception the watcher keeps its previous parameters.
   void set(Duration offset, Duration interval);
+  /// Switches to firing when `rule` says; an active watcher is restarted.
+  /// Throws: the constructor's checks; on an exception the watcher keeps its previous parameters
+  /// (and, for a rule that throws on restart, is left stopped).
   void set(RescheduleRule rule);
 
-  // Stops and restarts the watcher, recomputing its next time (ev_periodic_again): for a rule
-  // whose answer changed. Throws std::logic_error if its Loop is gone, or what the rule throws.
+  /// Stops and restarts the watcher, recomputing its next time (ev_periodic_again): for a rule
+  /// whose answer changed.
+  /// Throws: std::logic_error if its Loop is gone; what the rule throws.
   void again();
 
-  // When an active watcher fires next (ev_periodic_at); meaningless while stopped.
+  /// When an active watcher fires next (ev_periodic_at); meaningless while stopped.
   Timestamp at() const noexcept { return Timestamp(Duration(ev_periodic_at(&watcher_))); }
-  // The parameters as given (offset doubles as the absolute time in the one-shot mode; both are
-  // zero in the rule mode).
+  /// The offset as given (it doubles as the absolute time in the one-shot mode; zero in the rule
+  /// mode).
   Duration offset() const noexcept { return Duration(watcher_.offset); }
+  /// The interval as given (zero in the one-shot and the rule mode).
   Duration interval() const noexcept { return Duration(watcher_.interval); }
+  /// The watcher fires when a RescheduleRule says.
   bool has_rule() const noexcept { return static_cast<bool>(rule_); }
 
  private:

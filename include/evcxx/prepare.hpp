@@ -11,19 +11,20 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-// ev_prepare: runs at the start of every loop iteration, just before the loop collects events
-// (and blocks if nothing is pending). Pair with Check to integrate another event source: set it up
-// here, collect its results in the Check. Starting watchers here affects the coming wait.
-//
-// Thread-safety: loop thread.
+/// ev_prepare: runs at the start of every loop iteration, just before the loop collects events
+/// (and blocks if nothing is pending). Pair with Check to integrate another event source: set it up
+/// here, collect its results in the Check. Starting watchers here affects the coming wait.
+///
+/// Thread-safety: loop thread.
 class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
  public:
-  // Active on construction.
+  /// Runs `callback` at the start of every iteration; active on construction.
   Prepare(Loop& loop, Callback callback) : Prepare(loop, deferred, std::move(callback)) { start(); }
-  // Created stopped; start() it later.
+  /// Created stopped; start() it later.
   Prepare(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
     ev_prepare_set(&watcher_);
   }
+  /// Stops the watcher.
   ~Prepare() override = default;
 
  private:

@@ -22,6 +22,10 @@ struct deferred_t {
 /// Pass as a watcher's second constructor argument to create it stopped; start() it later.
 inline constexpr deferred_t deferred{};
 
+/// The base of every watcher; declared for any callback Signature, defined for void(Args...).
+template <class Derived, class Native, class Signature>
+class Watcher;
+
 /// The base of every watcher, with the members they all share (start, stop, active, pending,
 /// priority, set_priority, set_callback, invoke, clear_pending, feed, loop, native).
 ///
@@ -44,9 +48,6 @@ inline constexpr deferred_t deferred{};
 /// watcher on a Loop that is being destroyed (inside a Cleanup callback) throws std::logic_error.
 ///
 /// Thread-safety: every member is for the loop thread unless it says otherwise.
-template <class Derived, class Native, class Signature>
-class Watcher;
-
 template <class Derived, class Native, class... Args>
 class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
  public:
@@ -118,6 +119,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   /// The libev watcher, for code that already uses libev. Do not start or stop it behind evcxx's
   /// back while its Loop is being destroyed.
   Native* native() noexcept { return &watcher_; }
+  /// The libev watcher, read-only.
   const Native* native() const noexcept { return &watcher_; }
 
  protected:
