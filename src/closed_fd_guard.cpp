@@ -85,7 +85,7 @@ void ClosedFdGuard::check_before_registration() noexcept {
   // iteration, what it checked, which libev has not registered yet.
   const bool in_phase = phase_checked_ && ev_iteration(raw_loop_) == phase_iteration_;
   const bool all = check_all_ || (mode_ == Mode::every_iteration && in_phase);
-  if (!all && changed_fds_.empty() && !(in_phase && !phase_fds_.empty())) return;
+  if (!all && changed_fds_.empty() && (!in_phase || phase_fds_.empty())) return;
   pollfds_.clear();
   try {
     if (all) {

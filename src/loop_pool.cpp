@@ -7,8 +7,8 @@
 
 EVCXX_BEGIN_NAMESPACE
 
-LoopPool::LoopPool(std::size_t size, std::string name_prefix, LoopThread::ErrorHandler on_error,
-                   LoopFlags flags) {
+LoopPool::LoopPool(std::size_t size, const std::string& name_prefix,
+                   const LoopThread::ErrorHandler& on_error, LoopFlags flags) {
   if (size == 0) throw std::invalid_argument("evcxx: LoopPool needs at least one thread, not 0");
   const std::string longest = name_prefix + "-" + std::to_string(size - 1);
   if (longest.size() > 15) {

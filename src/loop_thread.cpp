@@ -59,6 +59,7 @@ LoopThread::~LoopThread() {
   }
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the thread's own reference to the state
 void LoopThread::run(std::shared_ptr<State> state) noexcept {
   pthread_setname_np(pthread_self(), state->name.c_str());
   state->id.store(std::this_thread::get_id(), std::memory_order_release);
@@ -145,8 +146,9 @@ void LoopThread::report(State& state, std::exception_ptr error) noexcept {
     what = e.what();  // `error` keeps the exception, and so this text, alive
   } catch (...) {
   }
-  std::fprintf(stderr, "evcxx: LoopThread \"%s\": uncaught exception in a task: %s\n",
-               state.name.c_str(), what);
+  static_cast<void>(std::fprintf(stderr,
+                                 "evcxx: LoopThread \"%s\": uncaught exception in a task: %s\n",
+                                 state.name.c_str(), what));
 }
 
 void LoopThread::post(std::function<void()> task) {

@@ -1,6 +1,6 @@
 #include "evcxx/signal.hpp"
 
-#include <signal.h>
+#include <csignal>
 
 #include <mutex>
 #include <stdexcept>

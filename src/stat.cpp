@@ -39,7 +39,7 @@ void check_path(const std::string& path) {
   } else if (path.size() > 1 && path.back() == '/') {
     problem = "ends in '/'";
   } else if (has_dot_component(path)) {
-    problem = "contains a \".\" or \"..\" component";
+    problem = R"(contains a "." or ".." component)";
   }
   if (problem != nullptr) {
     throw std::invalid_argument("evcxx: Stat path \"" + path + "\" " + problem +

@@ -38,8 +38,9 @@ class EVCXX_API LoopPool {
   /// on_error and creating its Loop with `flags` (see LoopThread).
   /// Throws: std::invalid_argument for size 0 or a name longer than 15 bytes; what LoopThread's
   /// constructor throws (then the threads already started are stopped and joined).
-  explicit LoopPool(std::size_t size = default_size(), std::string name_prefix = "evcxx-pool",
-                    LoopThread::ErrorHandler on_error = {}, LoopFlags flags = LoopFlags());
+  explicit LoopPool(std::size_t size = default_size(),
+                    const std::string& name_prefix = "evcxx-pool",
+                    const LoopThread::ErrorHandler& on_error = {}, LoopFlags flags = LoopFlags());
   /// Stops every thread (unless stop_when_done() was called: that goes on, up to its deadline),
   /// then joins them all (they shut down in parallel).
   ~LoopPool();

@@ -85,9 +85,10 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     callback_ = std::move(callback);
     if (bound_object_ != nullptr) unbind();
   }
-  /// Makes the callback `(object.*Method)(args...)`, resolved at compile time: libev calls it
-  /// without std::function on the way (ev++.h's `set<&K::method>(object)`). Replaces the callback
-  /// as set_callback() does; a later set_callback() replaces it in turn.
+  /// Makes the callback the member function `Method` called on `object`, resolved at compile
+  /// time: libev calls it with no std::function on the way, as with the set method of ev++.h.
+  /// Write `watcher.set_callback<&Class::member>(object)`. Replaces the callback as
+  /// set_callback() does; a later set_callback() replaces it in turn.
   /// Throws: std::bad_alloc, changing nothing.
   /// Lifetime: `object` must outlive the binding (the watcher, or until the next set_callback()).
   template <auto Method, class Object>

@@ -26,8 +26,9 @@ struct TaskOps {
 
 template <class Fn>
 inline constexpr bool task_fits_inline =
-    sizeof(Fn) <= task_inline_size &&
-    alignof(Fn) <= task_inline_align&& std::is_nothrow_move_constructible_v<Fn>;
+    // NOLINTNEXTLINE(misc-redundant-expression): clang-tidy 16 misreads a variable template
+    (sizeof(Fn) <= task_inline_size) &&
+    (alignof(Fn) <= task_inline_align) && std::is_nothrow_move_constructible_v<Fn>;
 
 template <class Fn>
 inline constexpr TaskOps inline_task_ops = {
