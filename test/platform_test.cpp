@@ -159,9 +159,9 @@ TEST(PlatformWait, WakeAllReleasesEveryWaiterAcrossThreads) {
   EXPECT_EQ(released_in_time.load(), kWaiters);
 }
 
-// Dekker through the fence pair: the hot side stores then loads with light_fence() (or a seq_cst
-// fence where the pair is not asymmetric), the rare side with heavy_fence(); never do both
-// loads miss the other side's store.
+// Dekker through the fence pair: the hot side stores then loads with light_fence() (or, where the
+// pair is not asymmetric, heavy_fence() too: an ordinary fence), the rare side with heavy_fence();
+// never do both loads miss the other side's store.
 TEST(PlatformFence, HeavyAndLightFencesOrderAStoreBeforeALoad) {
   constexpr int kRounds = 2000;
   std::atomic<int> x{0};
@@ -178,7 +178,7 @@ TEST(PlatformFence, HeavyAndLightFencesOrderAStoreBeforeALoad) {
       if (asymmetric) {
         platform::light_fence();
       } else {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        platform::heavy_fence();  // then an ordinary seq_cst fence
       }
       hot_saw.store(y.load(std::memory_order_relaxed), std::memory_order_relaxed);
       hot_done.store(r, std::memory_order_release);

@@ -85,7 +85,7 @@ bool asymmetric_fences() noexcept {
 
 bool heavy_fence() noexcept {
   if (!asymmetric_fences()) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     return true;
   }
   if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;

@@ -45,6 +45,16 @@ bool asymmetric_fences() noexcept;
 // The rare side: as if every other thread of the process ran a seq_cst fence where it is now.
 // Returns false if it could not (the caller must then not rely on the pairing).
 bool heavy_fence() noexcept;
+// An ordinary seq_cst fence, for the implementations. GCC's ThreadSanitizer does not model
+// fences (and warns, -Wtsan): there a seq_cst read-modify-write, a full barrier on x86, stands in.
+inline void seq_cst_fence() noexcept {
+#if defined(EVCXX_TSAN)
+  static std::atomic<unsigned> word{0};
+  word.fetch_add(1, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
 // The hot side, only where asymmetric_fences() is true: a compiler-only fence.
 inline void light_fence() noexcept {
   std::atomic_signal_fence(std::memory_order_seq_cst);

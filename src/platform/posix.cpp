@@ -98,6 +98,7 @@ int wakeup_create() noexcept {
     if (read_end >= 0) close_keeping_errno(read_end);
     if (write_end >= 0) close_keeping_errno(write_end);
     if (read_end < 0 || write_end < 0) {
+      if (errno == EINVAL) errno = EMFILE;  // past the table's end: no adjacent pair is free
       close_keeping_errno(ends[0]);
       close_keeping_errno(ends[1]);
       return -1;
@@ -175,7 +176,7 @@ bool asymmetric_fences() noexcept {
 }
 
 bool heavy_fence() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  seq_cst_fence();
   return true;
 }
 
