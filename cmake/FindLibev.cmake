@@ -2,6 +2,7 @@
 # ---------
 # Finds libev, which ships no CMake or pkg-config files of its own.
 #
+# For the systems evcxx builds on: Linux, the BSDs and macOS.
 # Honours Libev_ROOT (CMake's <Package>_ROOT), CMAKE_PREFIX_PATH and the usual system paths.
 #
 # Imported target:
@@ -41,7 +42,7 @@ find_package_handle_standard_args(Libev
   REQUIRED_VARS Libev_LIBRARY Libev_INCLUDE_DIR
   VERSION_VAR Libev_VERSION
   REASON_FAILURE_MESSAGE
-    "${_libev_bad_path}Install libev's development files (Debian/Ubuntu: sudo apt-get install libev-dev, Fedora: sudo dnf install libev-devel, macOS: brew install libev), or point Libev_ROOT at a libev prefix.")
+    "${_libev_bad_path}Install libev's development files (Debian/Ubuntu: sudo apt-get install libev-dev, Fedora: sudo dnf install libev-devel, FreeBSD: pkg install libev, OpenBSD: pkg_add libev, NetBSD: pkgin install libev, macOS: brew install libev), or point Libev_ROOT at a libev prefix.")
 
 if(Libev_FOUND)
   set(Libev_INCLUDE_DIRS "${Libev_INCLUDE_DIR}")

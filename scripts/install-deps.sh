@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config  # toolchain; pkg-config for the packaging tests
   clang-format               # the format check (scripts/test.sh format)
+  clang-tidy-16              # the lint check (scripts/test.sh tidy, scripts/tidy.sh)
   doxygen                    # the API reference from the headers (scripts/docs.sh, test.sh docs)
   libev-dev                  # the library evcxx binds
   libgtest-dev googletest    # GoogleTest, for the test suite (and its sources, for the clang tree)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The evcxx test suite: builds and runs every test four times, as a plain RelWithDebInfo g++ build
+# The evcxx test suite: builds and runs every test seven times, as a plain RelWithDebInfo g++ build
 # (with the benchmarks and the packaging tests), under AddressSanitizer + UndefinedBehaviorSanitizer
-# and under ThreadSanitizer, and with clang-16 and libc++ (the library built as C++20, GoogleTest
-# built from Debian's googletest sources with the same standard library). The library itself is
-# built with -Wconversion -Wshadow -Werror in every tree. Any sanitizer report fails the test that
-# caused it.
+# and under ThreadSanitizer, with clang-16 and libc++ (the library built as C++20, GoogleTest built
+# from Debian's googletest sources with the same standard library), and with the portable platform
+# layer (-DEVCXX_PLATFORM=posix) as a plain g++ build, under ASan + UBSan and under TSan (posix,
+# posix-asan, posix-tsan: tests only, no benchmarks, examples or packaging tests). The library
+# itself is built with -Wconversion -Wshadow -Werror in every tree. Any sanitizer report fails the
+# test that caused it.
 #
 # It first checks that every C++ file matches .clang-format ("format") and that the API reference
-# builds from the headers without a single Doxygen warning ("docs", scripts/docs.sh).
+# builds from the headers without a single Doxygen warning ("docs", scripts/docs.sh), and that
+# clang-tidy finds nothing in the library ("tidy", scripts/tidy.sh).
 #
-#   scripts/test.sh [format|docs|plain|asan|tsan|clang]...   (default: all; trees go to build/<name>)
+#   scripts/test.sh [format|docs|tidy|plain|asan|tsan|clang|posix|posix-asan|posix-tsan]...
+#                                                  (default: all; trees go to build/<name>)
 #
 # Ends with one line per tree and the total, "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -19,7 +23,7 @@ cd "$root"
 bash scripts/install-deps.sh
 
 trees=("$@")
-((${#trees[@]})) || trees=(format docs plain asan tsan clang)
+((${#trees[@]})) || trees=(format docs tidy plain asan tsan clang posix posix-asan posix-tsan)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Sanitizer runtime options: stop at the first report and exit non-zero. Ours come last so they win
@@ -66,8 +70,23 @@ check_docs() {
   fi
 }
 
+# clang-tidy over src/ and include/ (scripts/tidy.sh): one test, failed by any finding.
+check_tidy() {
+  if bash scripts/tidy.sh; then
+    summary+=("tidy: 1 passed, 0 failed")
+    total_passed=$((total_passed + 1))
+  else
+    summary+=("tidy: 0 passed, 1 failed")
+    total_failed=$((total_failed + 1))
+  fi
+}
+
 run_tree() {
   local name=$1
+  if [[ $name == tidy ]]; then
+    check_tidy
+    return
+  fi
   if [[ $name == format ]]; then
     check_format
     return
@@ -80,6 +99,12 @@ run_tree() {
   local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON
     -DEVCXX_WERROR=ON)
   local runner=(env)
+  # The portable platform layer on Linux: the tests only, to keep the run short.
+  if [[ $name == posix* ]]; then
+    configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=OFF
+      -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_WERROR=ON
+      -DEVCXX_PLATFORM=posix)
+  fi
   case $name in
     plain) configure+=(-DEVCXX_BUILD_BENCHMARKS=ON -DEVCXX_SANITIZE=) ;;
     asan)
@@ -90,6 +115,15 @@ run_tree() {
       configure+=(-DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_SANITIZE=thread)
       runner=(env "TSAN_OPTIONS=$tsan_options" "${no_aslr[@]}")
       ;;
+    posix) configure+=(-DEVCXX_SANITIZE=) ;;
+    posix-asan)
+      configure+=(-DEVCXX_SANITIZE=address,undefined)
+      runner=(env "ASAN_OPTIONS=$asan_options" "UBSAN_OPTIONS=$ubsan_options" "${no_aslr[@]}")
+      ;;
+    posix-tsan)
+      configure+=(-DEVCXX_SANITIZE=thread)
+      runner=(env "TSAN_OPTIONS=$tsan_options" "${no_aslr[@]}")
+      ;;
     clang)
       # CMake links C++ targets with CMAKE_CXX_FLAGS, so -stdlib=libc++ there covers linking too.
       configure+=(-DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16
@@ -98,7 +132,8 @@ run_tree() {
         -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_SANITIZE=)
       ;;
     *)
-      echo "scripts/test.sh: unknown tree '$name' (use format, docs, plain, asan, tsan or clang)" >&2
+      echo "scripts/test.sh: unknown tree '$name' (use format, docs, tidy, plain, asan, tsan," \
+        "clang, posix, posix-asan or posix-tsan)" >&2
       exit 2
       ;;
   esac

@@ -1,10 +1,5 @@
 #include "evcxx/loop.hpp"
 
-#include <unistd.h>
-#ifdef __linux__
-#include <sys/eventfd.h>
-#endif
-
 #include <cerrno>
 #include <cmath>
 #include <stdexcept>
@@ -16,6 +11,7 @@
 #include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
+#include "platform/platform.hpp"
 #include "task_queue.hpp"
 
 EVCXX_BEGIN_NAMESPACE
@@ -64,26 +60,18 @@ void check_interval(std::chrono::duration<double> interval, const char* what) {
 }
 
 // libev abort()s when it cannot create a loop's wakeup eventfd (or pipe), so check first that it
-// could, with `count` (1 or 2) descriptors free. Another thread may still take the last
-// descriptor in between; this catches the usual case.
+// could, with `count` (1 or 2) descriptors free: the platform's wake-up descriptor is the same
+// kind (an eventfd on Linux, else a pipe). Another thread may still take the last descriptor in
+// between; this catches the usual case.
 void check_wakeup_fd_available(int count = 1) {
   int taken[2] = {-1, -1};
   int error = 0;
   for (int i = 0; i < count && i < 2 && error == 0; ++i) {
-#ifdef __linux__
-    taken[i] = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (taken[i] >= 0) continue;
-#endif
-    int fds[2];
-    if (::pipe(fds) == 0) {
-      ::close(fds[1]);
-      taken[i] = fds[0];
-    } else {
-      error = errno;
-    }
+    taken[i] = detail::platform::wakeup_create();
+    if (taken[i] < 0) error = errno;
   }
   for (int fd : taken) {
-    if (fd >= 0) ::close(fd);
+    if (fd >= 0) detail::platform::wakeup_close(fd);
   }
   if (error != 0) {
     throw std::system_error(error, std::generic_category(),

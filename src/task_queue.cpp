@@ -1,10 +1,7 @@
 #include "task_queue.hpp"
 
 #include "cpu_relax.hpp"
-
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "platform/platform.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -15,23 +12,6 @@ EVCXX_BEGIN_NAMESPACE
 namespace detail {
 
 namespace {
-
-// membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED: lets the consumer's rare heavy fence pair
-// with a compiler-only fence in every producer, so publishing a task is a plain store.
-bool register_membarrier() noexcept {
-  // Only the expedited private command: the others disturb the whole machine or sleep.
-  const long commands = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-  if (commands < 0 || (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ||
-      (commands & MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
-    return false;
-  }
-  return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-}
-
-bool membarrier_registered() noexcept {
-  static const bool registered = register_membarrier();
-  return registered;
-}
 
 // Published in place of a task whose move constructor threw after its slot was claimed.
 constexpr TaskOps no_task_ops = {
@@ -98,16 +78,12 @@ TaskQueue::LaneCache& TaskQueue::lane_cache() noexcept {
 bool TaskQueue::heavy_fence() const noexcept {
   // Without asymmetric fences producers publish with seq_cst, and the seq_cst accesses around
   // this call suffice.
-  if (!asymmetric_fences_) return true;
-  if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
-  // A forked child inherits the queue but not the registration: register again.
-  return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-         syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return !asymmetric_fences_ || platform::heavy_fence();
 }
 
 TaskQueue::TaskQueue(WakeFn wake, void* wake_context)
     : id_(next_queue_id.fetch_add(1, std::memory_order_relaxed)),
-      asymmetric_fences_(membarrier_registered()),
+      asymmetric_fences_(platform::asymmetric_fences()),
       wake_(wake),
       wake_context_(wake_context),
       owned_lanes_(std::make_unique<const Lanes>()) {
@@ -217,10 +193,10 @@ bool TaskQueue::push(const TaskOps& ops, void* source) {
 
 void TaskQueue::publish(Slot& slot, std::uint64_t sequence) const noexcept {
   if (asymmetric_fences_) {
-    // A plain store: the consumer's rare membarrier() stands in for our half of the fence
-    // between this store and after_publish()'s load.
+    // A plain store: the consumer's rare heavy fence stands in for our half of the fence between
+    // this store and after_publish()'s load.
     slot.sequence.store(sequence, std::memory_order_release);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    platform::light_fence();
   } else {
     slot.sequence.store(sequence, std::memory_order_seq_cst);
   }

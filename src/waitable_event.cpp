@@ -1,17 +1,11 @@
 #include "evcxx/waitable_event.hpp"
 
 #include "cpu_relax.hpp"
-
-#include <linux/futex.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "platform/platform.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdint>
-#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,13 +31,6 @@ constexpr std::uint32_t kMaxSpinMisses = 4 * kSpinMissCost;
 
 // Spinning only helps when the setter can run meanwhile on another CPU.
 const bool spin_before_sleep = std::thread::hardware_concurrency() > 1;
-
-long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value,
-           const struct timespec* deadline) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-  return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), op, value, deadline, nullptr,
-                 FUTEX_BITSET_MATCH_ANY);
-}
 
 // set() and clear() may run in a signal handler: they leave errno as they found it.
 class ErrnoGuard {
@@ -184,7 +171,7 @@ WaitableEvent::~WaitableEvent() {
   wait_for_calls_in_flight();
   if (announcer_ != nullptr) announcer_->release();
   const int fd = fd_.load(std::memory_order_acquire);
-  if (fd >= 0) ::close(fd);
+  if (fd >= 0) detail::platform::wakeup_close(fd);
 }
 
 void WaitableEvent::wait_for_calls_in_flight() const noexcept {
@@ -234,7 +221,7 @@ void WaitableEvent::set() noexcept {
                                         std::memory_order_seq_cst, std::memory_order_relaxed));
   ErrnoGuard keep_errno;
   if (waiters_.load(std::memory_order_seq_cst) != 0) {
-    futex(word_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+    detail::platform::wake_all(word_);
   }
   if (fd_.load(std::memory_order_seq_cst) >= 0) sync_fd();
   if (announce_) {
@@ -265,17 +252,8 @@ void WaitableEvent::wait() noexcept {
 bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point deadline) noexcept {
   const std::uint32_t seen = word_.load(std::memory_order_acquire);
   if ((seen & kSetBit) != 0) return true;
-  struct timespec until {};
-  const struct timespec* until_ptr = nullptr;
-  if (deadline != std::chrono::steady_clock::time_point::max()) {
-    // libstdc++'s steady_clock is CLOCK_MONOTONIC, FUTEX_WAIT_BITSET's default clock.
-    const auto ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
-    if (ns <= 0) return false;
-    until.tv_sec = static_cast<time_t>(ns / 1000000000);
-    until.tv_nsec = static_cast<long>(ns % 1000000000);
-    until_ptr = &until;
-  }
+  // A deadline before the clock's epoch has passed (and has no place in a futex's timespec).
+  if (deadline.time_since_epoch().count() <= 0) return false;
   // A set() often comes within microseconds (a hand-off between two running threads): look
   // again for a moment before sleeping, which spares both sides a system call. Adaptive: after
   // a few spins in vain (the setter could not run meanwhile, say on a busy machine) only an
@@ -305,7 +283,7 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
       released = true;
       break;
     }
-    if (futex(word_, FUTEX_WAIT_BITSET_PRIVATE, seen, until_ptr) != 0 && errno == ETIMEDOUT) {
+    if (!detail::platform::wait(word_, seen, deadline)) {
       released = word_.load(std::memory_order_acquire) != seen;
       break;
     }
@@ -317,11 +295,11 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
 int WaitableEvent::fd() const noexcept {
   const int existing = fd_.load(std::memory_order_acquire);
   if (existing >= 0) return existing;
-  const int created = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const int created = detail::platform::wakeup_create();
   if (created < 0) return -1;
   int expected = -1;
   if (!fd_.compare_exchange_strong(expected, created, std::memory_order_seq_cst)) {
-    ::close(created);  // another caller created it first
+    detail::platform::wakeup_close(created);  // another caller created it first
     return expected;
   }
   sync_fd();
@@ -330,20 +308,17 @@ int WaitableEvent::fd() const noexcept {
 
 void WaitableEvent::sync_fd() const noexcept {
   // Every caller brings the fd in line itself, so set() and clear() return only once the fd agrees
-  // with them. The operations need no lock: a write leaves the eventfd readable however often it
-  // is repeated, a read always empties it. A caller whose operation raced with a later change of
-  // the word sees that change on its re-check and redoes it; whoever made the change does the
+  // with them. The operations need no lock: a signal leaves the descriptor readable however often
+  // it is repeated, a drain always empties it. A caller whose operation raced with a later change
+  // of the word sees that change on its re-check and redoes it; whoever made the change does the
   // same after it, so the last operation always matches the word.
   const int fd = fd_.load(std::memory_order_acquire);
   bool want = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
   for (;;) {
-    std::uint64_t value = 1;
     if (want) {
-      while (::write(fd, &value, sizeof value) < 0 && errno == EINTR) {
-      }
+      detail::platform::wakeup_signal(fd);
     } else {
-      while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {
-      }
+      detail::platform::wakeup_drain(fd);
     }
     const bool now = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
     if (now == want) return;

@@ -43,7 +43,8 @@ EVCXX_BEGIN_NAMESPACE
 /// Do not wait() on the loop's own thread for a set() that only that loop would make: the loop
 /// cannot run while its thread is blocked, so that is a deadlock.
 ///
-/// Linux only (futex and eventfd).
+/// Linux, the BSDs and macOS (src/platform/: futex and eventfd on Linux, elsewhere a pipe and
+/// POSIX semaphores).
 class EVCXX_API WaitableEvent {
  public:
   /// A standalone event: set / clear / is_set / wait* / fd, no loop and no on_set.
