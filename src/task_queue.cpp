@@ -203,12 +203,11 @@ void TaskQueue::publish(Slot& slot, std::uint64_t sequence) const noexcept {
 }
 
 void TaskQueue::after_publish(bool wake_consumer) noexcept {
-  if (wake_consumer) {
+  // Also when the consumer went to sleep waiting for a publish.
+  if (wake_consumer || (publish_watched_.load(asymmetric_fences_ ? std::memory_order_relaxed
+                                                                 : std::memory_order_seq_cst) &&
+                        publish_watched_.exchange(false, std::memory_order_acq_rel))) {
     wake_(wake_context_);
-  } else if (publish_watched_.load(asymmetric_fences_ ? std::memory_order_relaxed
-                                                      : std::memory_order_seq_cst) &&
-             publish_watched_.exchange(false, std::memory_order_acq_rel)) {
-    wake_(wake_context_);  // the consumer went to sleep waiting for a publish
   }
 }
 

@@ -193,7 +193,7 @@ Async& WaitableEvent::async() {
   }
   std::lock_guard<std::recursive_mutex> lock(announcer_->gate);
   announcer_->start();
-  return *announcer_->async;
+  return *announcer_->async;  // NOLINT(bugprone-unchecked-optional-access): start() made it
 }
 
 Loop& WaitableEvent::loop() const {

@@ -4,11 +4,11 @@
 
 #include <fcntl.h>
 #include <semaphore.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <thread>
 
 EVCXX_BEGIN_NAMESPACE
