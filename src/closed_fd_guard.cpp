@@ -34,10 +34,10 @@ int backend_fd_of(struct ev_loop* loop) noexcept {
 
 // Beyond this many changes between two iterations, checking every active Io is cheaper and keeps
 // memory bounded.
-constexpr std::size_t kMaxChangedFds = 1024;
+constexpr std::size_t max_changed_fds = 1024;
 // poll() refuses more descriptors than RLIMIT_NOFILE; this many is always fine in practice, and
 // EINVAL halves it.
-constexpr std::size_t kPollBatch = 1024;
+constexpr std::size_t poll_batch = 1024;
 
 }  // namespace
 
@@ -145,7 +145,7 @@ void ClosedFdGuard::reject_epoll_fd(int fd) {
 void ClosedFdGuard::note(int fd) noexcept {
   // A watcher started and stopped again and again (a client's write watcher) is listed once.
   if (!check_all_ && (changed_fds_.empty() || changed_fds_.back() != fd)) {
-    if (changed_fds_.size() < kMaxChangedFds) {
+    if (changed_fds_.size() < max_changed_fds) {
       try {
         changed_fds_.push_back(fd);
       } catch (...) {
@@ -265,7 +265,7 @@ bool ClosedFdGuard::collect_active() {
 void ClosedFdGuard::fail_closed() {
   // One poll() call (per batch) with no events requested: it reports POLLNVAL for every
   // descriptor that is not open, and never blocks.
-  std::size_t batch = kPollBatch;
+  std::size_t batch = poll_batch;
   for (std::size_t i = 0; i < pollfds_.size();) {
     const std::size_t count = std::min(batch, pollfds_.size() - i);
     if (::poll(&pollfds_[i], static_cast<nfds_t>(count), 0) >= 0) {

@@ -17,17 +17,17 @@ EVCXX_BEGIN_NAMESPACE
 
 namespace {
 
-constexpr std::uint32_t kSetBit = 1;
-constexpr std::uint32_t kGeneration = 2;
+constexpr std::uint32_t set_bit = 1;
+constexpr std::uint32_t generation_unit = 2;
 
 constexpr std::uint32_t generation_of(std::uint32_t word) noexcept {
   return word >> 1;
 }
-constexpr std::chrono::microseconds kSpinTime{5};
-// A wasted spin costs kSpinMissCost; a wait spins while the misses are below kMaxSpinMisses and
+constexpr std::chrono::microseconds spin_time{5};
+// A wasted spin costs spin_miss_cost; a wait spins while the misses are below max_spin_misses and
 // each wait that does not spin takes one off: after a run of misses, one wait in 13 spins.
-constexpr std::uint32_t kSpinMissCost = 4;
-constexpr std::uint32_t kMaxSpinMisses = 4 * kSpinMissCost;
+constexpr std::uint32_t spin_miss_cost = 4;
+constexpr std::uint32_t max_spin_misses = 4 * spin_miss_cost;
 
 // Spinning only helps when the setter can run meanwhile on another CPU.
 const bool spin_before_sleep = std::thread::hardware_concurrency() > 1;
@@ -68,7 +68,7 @@ struct WaitableEvent::Announcer final : detail::LoopChore {
     // A set() before the store above did not send (and libev forgets a send made before the
     // start): announce it now. seq_cst pairs with set(): one of the two sees the other.
     const std::uint32_t word = owner->word_.load(std::memory_order_seq_cst);
-    if ((word & kSetBit) != 0 && generation_of(word) != announced) {
+    if ((word & set_bit) != 0 && generation_of(word) != announced) {
       async->feed();
     }
   }
@@ -79,7 +79,7 @@ struct WaitableEvent::Announcer final : detail::LoopChore {
     std::unique_lock<std::recursive_mutex> lock(gate);
     if (owner == nullptr) return;
     const std::uint32_t word = owner->word_.load(std::memory_order_acquire);
-    if ((word & kSetBit) == 0 || generation_of(word) == announced) return;
+    if ((word & set_bit) == 0 || generation_of(word) == announced) return;
     announced = generation_of(word);
     // The gate stays held while on_set runs, so a destructor on another thread waits for it.
     struct Leave {
@@ -207,17 +207,17 @@ Loop& WaitableEvent::loop() const {
 
 void WaitableEvent::set() noexcept {
   std::uint32_t word = word_.load(std::memory_order_relaxed);
-  if ((word & kSetBit) != 0) return;  // already set: this load was the whole cost
+  if ((word & set_bit) != 0) return;  // already set: this load was the whole cost
   // Counted before the store that may release a waiter, which may then destroy the event.
   calls_in_flight_.fetch_add(1, std::memory_order_relaxed);
   // One atomic step sets the bit and bumps the generation: were they two, a bump delayed past a
   // waiter's wake-up and clear() would release that waiter's next wait() with nothing set.
   do {
-    if ((word & kSetBit) != 0) {
+    if ((word & set_bit) != 0) {
       calls_in_flight_.fetch_sub(1, std::memory_order_release);
       return;
     }
-  } while (!word_.compare_exchange_weak(word, (word + kGeneration) | kSetBit,
+  } while (!word_.compare_exchange_weak(word, (word + generation_unit) | set_bit,
                                         std::memory_order_seq_cst, std::memory_order_relaxed));
   ErrnoGuard keep_errno;
   if (waiters_.load(std::memory_order_seq_cst) != 0) {
@@ -231,9 +231,9 @@ void WaitableEvent::set() noexcept {
 }
 
 void WaitableEvent::clear() noexcept {
-  if ((word_.load(std::memory_order_relaxed) & kSetBit) == 0) return;  // nothing to clear
+  if ((word_.load(std::memory_order_relaxed) & set_bit) == 0) return;  // nothing to clear
   calls_in_flight_.fetch_add(1, std::memory_order_relaxed);
-  if ((word_.fetch_and(~kSetBit, std::memory_order_seq_cst) & kSetBit) != 0 &&
+  if ((word_.fetch_and(~set_bit, std::memory_order_seq_cst) & set_bit) != 0 &&
       fd_.load(std::memory_order_seq_cst) >= 0) {
     ErrnoGuard keep_errno;
     sync_fd();
@@ -242,7 +242,7 @@ void WaitableEvent::clear() noexcept {
 }
 
 bool WaitableEvent::is_set() const noexcept {
-  return (word_.load(std::memory_order_acquire) & kSetBit) != 0;
+  return (word_.load(std::memory_order_acquire) & set_bit) != 0;
 }
 
 void WaitableEvent::wait() noexcept {
@@ -251,7 +251,7 @@ void WaitableEvent::wait() noexcept {
 
 bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point deadline) noexcept {
   const std::uint32_t seen = word_.load(std::memory_order_acquire);
-  if ((seen & kSetBit) != 0) return true;
+  if ((seen & set_bit) != 0) return true;
   // A deadline before the clock's epoch has passed (and has no place in a futex's timespec).
   if (deadline.time_since_epoch().count() <= 0) return false;
   // A set() often comes within microseconds (a hand-off between two running threads): look
@@ -260,8 +260,8 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
   // occasional wait spins, to notice when spinning pays again.
   if (spin_before_sleep) {
     const std::uint32_t misses = spin_misses_.load(std::memory_order_relaxed);
-    if (misses < kMaxSpinMisses) {
-      const auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + kSpinTime);
+    if (misses < max_spin_misses) {
+      const auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + spin_time);
       for (unsigned i = 1;; ++i) {
         if (word_.load(std::memory_order_acquire) != seen) {
           if (misses != 0) spin_misses_.store(0, std::memory_order_relaxed);
@@ -270,7 +270,7 @@ bool WaitableEvent::wait_until_steady(std::chrono::steady_clock::time_point dead
         detail::cpu_relax();
         if (i % 64 == 0 && std::chrono::steady_clock::now() >= spin_until) break;
       }
-      spin_misses_.store(misses + kSpinMissCost, std::memory_order_relaxed);
+      spin_misses_.store(misses + spin_miss_cost, std::memory_order_relaxed);
     } else {
       spin_misses_.store(misses - 1, std::memory_order_relaxed);
     }
@@ -313,14 +313,14 @@ void WaitableEvent::sync_fd() const noexcept {
   // of the word sees that change on its re-check and redoes it; whoever made the change does the
   // same after it, so the last operation always matches the word.
   const int fd = fd_.load(std::memory_order_acquire);
-  bool want = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
+  bool want = (word_.load(std::memory_order_seq_cst) & set_bit) != 0;
   for (;;) {
     if (want) {
       detail::platform::wakeup_signal(fd);
     } else {
       detail::platform::wakeup_drain(fd);
     }
-    const bool now = (word_.load(std::memory_order_seq_cst) & kSetBit) != 0;
+    const bool now = (word_.load(std::memory_order_seq_cst) & set_bit) != 0;
     if (now == want) return;
     want = now;
   }

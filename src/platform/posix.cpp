@@ -40,8 +40,8 @@ struct ParkingSlot {
   sem_t semaphore{};
 };
 
-constexpr int kParkingSlots = 128;
-ParkingSlot parking[kParkingSlots];
+constexpr int parking_slots = 128;
+ParkingSlot parking[parking_slots];
 
 ParkingSlot* take_slot() noexcept {
   for (ParkingSlot& slot : parking) {
