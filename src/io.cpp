@@ -59,7 +59,13 @@ Io::~Io() {
 void Io::set(int fd, IoEvents events) {
   check_fd_and_events(fd, events);
   if (guard_ != nullptr) guard_->check_fd(fd);
-  restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
+  if (fd == watcher_.fd) {
+    // ev_io_modify: libev may assume the descriptor still names the same file, which saves the
+    // backend work ev_io_set's "new descriptor" flag causes.
+    restart_with([&] { ev_io_modify(&watcher_, events.raw()); });
+  } else {
+    restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
+  }
 }
 
 void Io::set(IoEvents events) {
