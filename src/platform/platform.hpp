@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "evcxx/detail/tsan.hpp"
 #include "evcxx/export.hpp"
 
 EVCXX_BEGIN_NAMESPACE
