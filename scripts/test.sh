@@ -105,6 +105,11 @@ run_tree() {
       -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_WERROR=ON
       -DEVCXX_PLATFORM=posix)
   fi
+  # Sanitizer trees: -O1 (what the sanitizers recommend) and line tables only (enough for their
+  # stack traces) build in less than half the time of -O2 -g.
+  if [[ $name == *san ]]; then
+    configure+=("-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
+  fi
   case $name in
     plain) configure+=(-DEVCXX_BUILD_BENCHMARKS=ON -DEVCXX_SANITIZE=) ;;
     asan)
