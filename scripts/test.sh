@@ -43,58 +43,37 @@ total_passed=0
 total_failed=0
 summary=()
 
-# Every C++ file git knows, against the repo's .clang-format: one test, failed by any difference.
-check_format() {
+# A check that counts as one test: `name` passes when the command succeeds.
+one_check() {
+  local name=$1
+  shift
+  if "$@"; then
+    summary+=("$name: 1 passed, 0 failed")
+    total_passed=$((total_passed + 1))
+  else
+    summary+=("$name: 0 passed, 1 failed")
+    total_failed=$((total_failed + 1))
+  fi
+}
+
+# Every C++ file git knows, against the repo's .clang-format: failed by any difference.
+format_matches() {
   local bad
   bad=$(git ls-files '*.cpp' '*.hpp' '*.h' | xargs -r clang-format --dry-run -Werror 2>&1 |
     grep -oE '^[^:]+\.(cpp|hpp|h):' | sort -u | tr -d ':' || true)
-  if [[ -n $bad ]]; then
-    echo "=== format: these files differ from .clang-format (run clang-format -i on them):" >&2
-    echo "$bad" >&2
-    summary+=("format: 0 passed, 1 failed")
-    total_failed=$((total_failed + 1))
-  else
-    summary+=("format: 1 passed, 0 failed")
-    total_passed=$((total_passed + 1))
-  fi
-}
-
-# The API reference (scripts/docs.sh): one test, failed by any Doxygen warning.
-check_docs() {
-  if bash scripts/docs.sh; then
-    summary+=("docs: 1 passed, 0 failed")
-    total_passed=$((total_passed + 1))
-  else
-    summary+=("docs: 0 passed, 1 failed")
-    total_failed=$((total_failed + 1))
-  fi
-}
-
-# clang-tidy over src/ and include/ (scripts/tidy.sh): one test, failed by any finding.
-check_tidy() {
-  if bash scripts/tidy.sh; then
-    summary+=("tidy: 1 passed, 0 failed")
-    total_passed=$((total_passed + 1))
-  else
-    summary+=("tidy: 0 passed, 1 failed")
-    total_failed=$((total_failed + 1))
-  fi
+  [[ -z $bad ]] && return 0
+  echo "=== format: these files differ from .clang-format (run clang-format -i on them):" >&2
+  echo "$bad" >&2
+  return 1
 }
 
 run_tree() {
   local name=$1
-  if [[ $name == tidy ]]; then
-    check_tidy
-    return
-  fi
-  if [[ $name == format ]]; then
-    check_format
-    return
-  fi
-  if [[ $name == docs ]]; then
-    check_docs
-    return
-  fi
+  case $name in
+    format) one_check format format_matches; return ;;
+    docs) one_check docs bash scripts/docs.sh; return ;;  # the API reference, warning-free
+    tidy) one_check tidy bash scripts/tidy.sh; return ;;  # clang-tidy over src/ and include/
+  esac
   local dir="build/$name"
   local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON
     -DEVCXX_WERROR=ON)
