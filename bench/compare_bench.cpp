@@ -41,10 +41,15 @@
 
 #include "async_round_trip.hpp"
 #include "bench_support.hpp"
+#include "post_peers.hpp"
 
 namespace {
 
+using evcxx_bench::AsioConsumer;
+using evcxx_bench::EvcxxConsumer;
 using evcxx_bench::expect_count;
+using evcxx_bench::LibevConsumer;
+using evcxx_bench::LockedQueue;
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -370,80 +375,6 @@ void post_throughput(benchmark::State& state) {
   expect_count(state, "tasks run", sink.completed(), state.iterations());
 }
 
-class EvcxxConsumer {
- public:
-  EvcxxConsumer() : thread_([this] { loop_.run(); }) {}
-  ~EvcxxConsumer() {
-    loop_.stop();
-    thread_.join();
-  }
-  template <class Task>
-  void post(Task&& task) {
-    loop_.post(std::forward<Task>(task));
-  }
-
- private:
-  evcxx::Loop loop_;
-  evcxx::Async keep_alive_{loop_, [] {}};  // posted tasks alone do not keep run() going
-  std::thread thread_;
-};
-
-// The hand-written peers' queue: producers append under a mutex, the consumer swaps it out whole.
-class LockedQueue {
- public:
-  // True when the queue was empty: only then can the consumer be waiting for a wake-up.
-  template <class Task>
-  bool push(Task&& task) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const bool was_empty = queue_.empty();
-    queue_.emplace_back(std::forward<Task>(task));
-    return was_empty;
-  }
-  // Consumer thread: runs every task queued so far.
-  void run_all() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      running_.swap(queue_);
-    }
-    for (auto& task : running_) task();
-    running_.clear();
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::function<void()>> queue_;  // guarded by mutex_
-  std::vector<std::function<void()>> running_;
-};
-
-class LibevConsumer {
- public:
-  LibevConsumer() : loop_(ev_loop_new(EVFLAG_AUTO)) {
-    if (loop_ == nullptr) throw std::runtime_error("ev_loop_new");
-    ev_async_init(&wake_, [](struct ev_loop*, ev_async* w, int) noexcept {
-      static_cast<LibevConsumer*>(w->data)->queue_.run_all();
-    });
-    wake_.data = this;
-    ev_async_start(loop_, &wake_);
-    thread_ = std::thread([this] { ev_run(loop_, 0); });
-  }
-  ~LibevConsumer() {
-    post([this] { ev_break(loop_, EVBREAK_ALL); });
-    thread_.join();
-    ev_async_stop(loop_, &wake_);
-    ev_loop_destroy(loop_);
-  }
-  template <class Task>
-  void post(Task&& task) {
-    if (queue_.push(std::forward<Task>(task))) ev_async_send(loop_, &wake_);
-  }
-
- private:
-  struct ev_loop* loop_;
-  ev_async wake_;
-  LockedQueue queue_;
-  std::thread thread_;
-};
-
 class LibuvConsumer {
  public:
   LibuvConsumer() {
@@ -471,24 +402,6 @@ class LibuvConsumer {
   uv_loop_t loop_;
   uv_async_t wake_;
   LockedQueue queue_;
-  std::thread thread_;
-};
-
-class AsioConsumer {
- public:
-  AsioConsumer() : thread_([this] { io_.run(); }) {}
-  ~AsioConsumer() {
-    keep_alive_.reset();
-    thread_.join();
-  }
-  template <class Task>
-  void post(Task&& task) {
-    boost::asio::post(io_, std::forward<Task>(task));
-  }
-
- private:
-  boost::asio::io_context io_;
-  AsioWorkGuard keep_alive_ = boost::asio::make_work_guard(io_);
   std::thread thread_;
 };
 

@@ -28,11 +28,17 @@
 #include <utility>
 #include <vector>
 
+#include "post_peers.hpp"
 #include "side_by_side.hpp"
 
 namespace evcxx_bench::sbs {
 
 namespace {
+
+using evcxx_bench::AsioConsumer;
+using evcxx_bench::EvcxxConsumer;
+// The peer the issue names: a mutex-guarded vector swapped out by an ev_async consumer.
+using MutexVectorConsumer = evcxx_bench::LibevConsumer;
 
 // Counts tasks on the consumer thread and publishes progress every `every` tasks.
 class Sink {
@@ -56,90 +62,6 @@ class Sink {
   const std::uint64_t every_;
   std::uint64_t ran_ = 0;  // consumer thread
   std::atomic<std::uint64_t> completed_{0};
-};
-
-class EvcxxConsumer {
- public:
-  EvcxxConsumer() : thread_([this] { loop_.run(); }) {}
-  ~EvcxxConsumer() {
-    loop_.stop();
-    thread_.join();
-  }
-  template <class Task>
-  void post(Task&& task) {
-    loop_.post(std::forward<Task>(task));
-  }
-
- private:
-  evcxx::Loop loop_;
-  evcxx::Async keep_alive_{loop_, [] {}};  // posted tasks alone do not keep run() going
-  std::thread thread_;
-};
-
-class MutexVectorConsumer {
- public:
-  MutexVectorConsumer() : loop_(ev_loop_new(EVFLAG_AUTO)) {
-    if (loop_ == nullptr) throw std::runtime_error("ev_loop_new failed");
-    ev_async_init(&wake_, [](struct ev_loop*, ev_async* w, int) noexcept {
-      static_cast<MutexVectorConsumer*>(w->data)->run_all();
-    });
-    wake_.data = this;
-    ev_async_start(loop_, &wake_);
-    thread_ = std::thread([this] { ev_run(loop_, 0); });
-  }
-  ~MutexVectorConsumer() {
-    post([this] { ev_break(loop_, EVBREAK_ALL); });
-    thread_.join();
-    ev_async_stop(loop_, &wake_);
-    ev_loop_destroy(loop_);
-  }
-  template <class Task>
-  void post(Task&& task) {
-    bool was_empty;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      was_empty = queue_.empty();
-      queue_.emplace_back(std::forward<Task>(task));
-    }
-    // Only an empty queue can have a consumer waiting for it.
-    if (was_empty) ev_async_send(loop_, &wake_);
-  }
-
- private:
-  void run_all() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      running_.swap(queue_);
-    }
-    for (auto& task : running_) task();
-    running_.clear();
-  }
-
-  struct ev_loop* loop_;
-  ev_async wake_;
-  std::mutex mutex_;
-  std::vector<std::function<void()>> queue_;  // guarded by mutex_
-  std::vector<std::function<void()>> running_;
-  std::thread thread_;
-};
-
-class AsioConsumer {
- public:
-  AsioConsumer() : thread_([this] { io_.run(); }) {}
-  ~AsioConsumer() {
-    keep_alive_.reset();
-    thread_.join();
-  }
-  template <class Task>
-  void post(Task&& task) {
-    boost::asio::post(io_, std::forward<Task>(task));
-  }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_alive_ =
-      boost::asio::make_work_guard(io_);
-  std::thread thread_;
 };
 
 template <class Consumer>
