@@ -214,8 +214,13 @@ bool completes_within(std::chrono::seconds limit, Fn fn) {
     bool done = false;
   };
   auto state = std::make_shared<State>();
-  std::thread([state, fn] {
-    fn();
+  std::thread([state, fn = std::move(fn)]() mutable {
+    {
+      // Destroyed before `done`: what fn holds (a shared_ptr to an event, say) is released by
+      // the time the caller sees it finish, so the caller may then destroy what it depends on.
+      Fn running(std::move(fn));
+      running();
+    }
     std::lock_guard<std::mutex> lock(state->mutex);
     state->done = true;
     state->done_cv.notify_all();
