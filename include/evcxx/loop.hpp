@@ -356,9 +356,10 @@ class EVCXX_API Loop {
   /// once broken in this iteration, when no evcxx watcher keeps it running and under Run::nowait;
   /// nor outside run() (an ev_run() of native(), an Embed's sweep). I/O, timers, signals and sends
   /// to raw ev_async watchers that come meanwhile are handled when the spin ends, up to `spin`
-  /// late: keep it short (tens of microseconds cover a round trip between two loop threads). The
-  /// spin is a lowest-priority prepare watcher, so it runs inside an invoke-pending hook and before
-  /// the release hook (with their lock held).
+  /// late: keep it short (tens of microseconds cover a round trip between two loop threads), and
+  /// use it only where the loop thread has a core of its own (a spin on a shared core delays the
+  /// very threads that would wake it). The spin is a lowest-priority prepare watcher, so it runs
+  /// inside an invoke-pending hook and before the release hook (with their lock held).
   /// Thread-safety: loop thread, also inside a callback.
   /// Throws: std::invalid_argument for a negative, infinite or NaN spin.
   void set_busy_poll(std::chrono::duration<double> spin);
