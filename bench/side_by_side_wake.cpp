@@ -1,10 +1,10 @@
 // The wake-up floor rows of side_by_side_bench: a round trip between two threads (A wakes B, B
 // wakes A back), time per round trip.
 //
-// evcxx: two LoopThreads waking each other, with Async::send or with post(). Peers: two threads
-// spinning on one atomic (the floor: no system call, no sleep), a bare futex ping-pong, a bare
-// blocking eventfd ping-pong, and two raw libev loops on their own threads waking each other with
-// ev_async. (Issue 10.5's opt-in busy-polling Loop setting will add its row here.)
+// evcxx: two LoopThreads waking each other, with Async::send or with post(), with and without
+// Loop::set_busy_poll (issue 10.5's opt-in spin before blocking). Peers: two threads spinning on
+// one atomic (the floor: no system call, no sleep), a bare futex ping-pong, a bare blocking eventfd
+// ping-pong, and two raw libev loops on their own threads waking each other with ev_async.
 
 #include <ev.h>
 #include <linux/futex.h>
@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <optional>
@@ -53,9 +54,19 @@ class Done {
   std::atomic<bool> done_{false};
 };
 
-Sample evcxx_async(std::uint64_t ops) {
+// The busy-poll rows' spin: far longer than a round trip between two spinning loops, so that
+// each side is still spinning when the other's wake-up comes.
+constexpr std::chrono::microseconds busy_poll_spin{50};
+
+void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin) {
+  thread.submit([&thread, spin] { thread.loop().set_busy_poll(spin); }).get();
+}
+
+Sample evcxx_async(std::uint64_t ops, std::chrono::duration<double> spin) {
   evcxx::LoopThread a("bench-wake-a");
   evcxx::LoopThread b("bench-wake-b");
+  set_busy_poll(a, spin);
+  set_busy_poll(b, spin);
   std::optional<evcxx::Async> on_a;
   std::optional<evcxx::Async> on_b;
   std::uint64_t round_trips = 0;  // thread A
@@ -99,9 +110,11 @@ struct PostPingPong {
   }
 };
 
-Sample evcxx_post(std::uint64_t ops) {
+Sample evcxx_post(std::uint64_t ops, std::chrono::duration<double> spin) {
   PostPingPong p;
   p.target = ops;
+  set_busy_poll(p.a, spin);
+  set_busy_poll(p.b, spin);
   const auto start = Clock::now();
   p.ping();
   p.done.wait();
@@ -275,11 +288,26 @@ Row wake_row(std::string name, std::string what, std::string label, Body evcxx) 
 }  // namespace
 
 std::vector<Row> wake_rows() {
+  using Seconds = std::chrono::duration<double>;
+  const auto blocking = [](Sample (*body)(std::uint64_t, Seconds)) -> Body {
+    return [body](std::uint64_t ops) { return body(ops, Seconds::zero()); };
+  };
+  const auto busy = [](Sample (*body)(std::uint64_t, Seconds)) -> Body {
+    return [body](std::uint64_t ops) { return body(ops, busy_poll_spin); };
+  };
   return {
       wake_row("loop_threads_async", "two LoopThreads waking each other with Async::send",
-               "evcxx LoopThreads, Async::send", evcxx_async),
+               "evcxx LoopThreads, Async::send", blocking(evcxx_async)),
       wake_row("loop_threads_post", "two LoopThreads waking each other with post()",
-               "evcxx LoopThreads, post()", evcxx_post),
+               "evcxx LoopThreads, post()", blocking(evcxx_post)),
+      wake_row("loop_threads_async_busy_poll",
+               "two LoopThreads busy-polling 50 µs (Loop::set_busy_poll) waking each other with "
+               "Async::send",
+               "evcxx LoopThreads busy-polling 50 µs, Async::send", busy(evcxx_async)),
+      wake_row(
+          "loop_threads_post_busy_poll",
+          "two LoopThreads busy-polling 50 µs (Loop::set_busy_poll) waking each other with post()",
+          "evcxx LoopThreads busy-polling 50 µs, post()", busy(evcxx_post)),
   };
 }
 

@@ -1,5 +1,6 @@
 #include "evcxx/loop.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <stdexcept>
@@ -8,6 +9,8 @@
 #include <thread>
 #include <utility>
 
+#include "cpu_relax.hpp"
+#include "evcxx/async.hpp"
 #include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
@@ -30,6 +33,11 @@ struct Loop::Impl {
   static void task_failed(void* loop, std::exception_ptr error) noexcept {
     static_cast<Loop*>(loop)->capture_exception(std::move(error));
   }
+  // ev_break() was called: the busy poll does not spin in this iteration (libev hides its flag).
+  void note_break(bool cancel) noexcept {
+    broken = !cancel;
+    broken_iteration = ev_iteration(raw_loop);
+  }
 
   ev_async wakeup;
   struct ev_loop* const raw_loop;
@@ -44,6 +52,17 @@ struct Loop::Impl {
   bool holds_ref = false;     // loop thread: queued tasks keep run() going, like an active watcher
   bool destroying = false;
   bool fork_pending = false;  // loop thread: fork() was called and no iteration has run since
+
+  // The busy poll (set_busy_poll); loop thread.
+  ev_prepare spin;  // started (and unref'd) while the busy poll is on
+  std::chrono::duration<double> busy_poll{0};
+  std::chrono::steady_clock::duration spin_length{0};
+  Async* started_asyncs = nullptr;  // the Asyncs started through evcxx, newest first
+  int active_idles = 0;             // the Idles started through evcxx
+  int run_depth = 0;                // ev_depth() inside the innermost run(); 0 outside
+  int run_flags = 0;                // that run()'s ev_run() flags
+  bool broken = false;              // ev_break() was called in iteration broken_iteration
+  unsigned broken_iteration = 0;
 };
 
 namespace {
@@ -116,6 +135,12 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
   ev_set_priority(&impl_->wakeup, EV_MAXPRI);
   ev_async_start(loop_, &impl_->wakeup);
   ev_unref(loop_);  // the wakeup alone never keeps run() from returning
+  ev_prepare_init(&impl_->spin, [](struct ev_loop*, ev_prepare* w, int) noexcept {
+    static_cast<Loop*>(w->data)->spin_before_block();
+  });
+  impl_->spin.data = this;
+  // Lowest priority: the other prepare watchers have run (and may have made work) before it.
+  ev_set_priority(&impl_->spin, EV_MINPRI);
 }
 
 Loop& Loop::default_loop() {
@@ -156,6 +181,10 @@ Loop::~Loop() {
     if (ev_userdata(loop_) == this) ev_set_userdata(loop_, nullptr);
   }
   if (impl_->holds_ref) ev_unref(loop_);
+  if (ev_is_active(&impl_->spin)) {
+    ev_ref(loop_);
+    ev_prepare_stop(loop_, &impl_->spin);
+  }
   ev_ref(loop_);
   ev_async_stop(loop_, &impl_->wakeup);
   if (owned_) ev_loop_destroy(loop_);  // runs the Cleanup watchers still attached
@@ -183,7 +212,12 @@ bool Loop::run(Run how) {
   const unsigned iteration = ev_iteration(loop_);
   const std::thread::id outer =
       impl_->running_thread.exchange(std::this_thread::get_id(), std::memory_order_relaxed);
+  const int outer_depth = std::exchange(impl_->run_depth, static_cast<int>(ev_depth(loop_)) + 1);
+  const int outer_flags = std::exchange(impl_->run_flags, static_cast<int>(how));
+  impl_->broken = false;  // ev_run() forgets an earlier ev_break() too
   const bool active = ev_run(loop_, static_cast<int>(how)) != 0;
+  impl_->run_depth = outer_depth;
+  impl_->run_flags = outer_flags;
   impl_->running_thread.store(outer, std::memory_order_relaxed);
   if (ev_iteration(loop_) != iteration) impl_->fork_pending = false;  // an iteration handled it
   rethrow_captured();
@@ -196,6 +230,7 @@ void Loop::notify_fork() noexcept {
 }
 
 void Loop::break_loop(Break how) noexcept {
+  impl_->note_break(how == Break::cancel);
   ev_break(loop_, static_cast<int>(how));
 }
 
@@ -327,6 +362,97 @@ void Loop::set_timeout_collect_interval(std::chrono::duration<double> interval) 
   ev_set_timeout_collect_interval(loop_, interval.count());
 }
 
+void Loop::set_busy_poll(std::chrono::duration<double> spin) {
+  if (!std::isfinite(spin.count()) || spin.count() < 0) {
+    throw std::invalid_argument(
+        "evcxx: the busy poll must be a finite, non-negative number of seconds (zero turns it "
+        "off)");
+  }
+  // Beyond 30 years the spin is as good as endless, and its nanoseconds still fit.
+  constexpr double longest = 1e9;
+  impl_->busy_poll = spin;
+  impl_->spin_length = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(std::min(spin.count(), longest)));
+  const bool on = spin.count() > 0;
+  if (on == (ev_is_active(&impl_->spin) != 0)) return;
+  if (on) {
+    ev_prepare_start(loop_, &impl_->spin);
+    ev_unref(loop_);  // the busy poll never keeps run() from returning
+  } else {
+    ev_ref(loop_);
+    ev_prepare_stop(loop_, &impl_->spin);
+  }
+}
+
+std::chrono::duration<double> Loop::busy_poll() const noexcept {
+  return impl_->busy_poll;
+}
+
+void Loop::start_async(Async& async) noexcept {
+  ev_async_start(loop_, async.native());
+  if (async.listed_) return;
+  async.listed_ = true;
+  async.prev_started_ = nullptr;
+  async.next_started_ = impl_->started_asyncs;
+  if (async.next_started_ != nullptr) async.next_started_->prev_started_ = &async;
+  impl_->started_asyncs = &async;
+}
+
+void Loop::stop_async(Async& async) noexcept {
+  ev_async_stop(loop_, async.native());
+  if (!async.listed_) return;
+  if (async.prev_started_ != nullptr) {
+    async.prev_started_->next_started_ = async.next_started_;
+  } else {
+    impl_->started_asyncs = async.next_started_;
+  }
+  if (async.next_started_ != nullptr) async.next_started_->prev_started_ = async.prev_started_;
+  async.prev_started_ = async.next_started_ = nullptr;
+  async.listed_ = false;
+}
+
+void Loop::count_active_idle(int change) noexcept {
+  impl_->active_idles += change;
+}
+
+bool Loop::has_referencing_watchers() const noexcept {
+  // libev has no query for its count of active watchers: count evcxx's as verify() does, up to
+  // one more than unref() took away. Raw libev watchers are not seen (the loop does not spin).
+  int held = impl_->holds_ref ? 1 : 0;
+  for (const detail::WatcherLink* w = watchers_; w != nullptr && held <= unrefs_; w = w->next_) {
+    if (w->holds_reference()) ++held;
+  }
+  return held > unrefs_;
+}
+
+void Loop::spin_before_block() noexcept {
+  Impl& impl = *impl_;
+  // Only where libev is about to block: directly inside run() (not Run::nowait, an ev_run() of
+  // native() or an Embed's sweep).
+  if (static_cast<int>(ev_depth(loop_)) != impl.run_depth || (impl.run_flags & EVRUN_NOWAIT) != 0)
+    return;
+  // Lowest-priority prepare watchers started before this one run after it (libev runs them last
+  // first), as do events they fed: run them now, as libev allows a callback to, so that the spin
+  // comes last. A hook of the user's decides how callbacks run: then skip the spin instead.
+  if (ev_pending_count(loop_) != 0 && !impl.invoke_hook) ev_invoke_pending(loop_);
+  // Nor when the loop would not block: something is pending, an Idle is active, it was broken in
+  // this iteration or nothing keeps it running (or a callback just turned the busy poll off).
+  if (ev_pending_count(loop_) != 0 || impl.active_idles != 0 || impl.busy_poll.count() == 0) return;
+  if (impl.broken && impl.broken_iteration == ev_iteration(loop_)) return;
+  if (!has_referencing_watchers()) return;
+  using SteadyClock = std::chrono::steady_clock;
+  const SteadyClock::time_point deadline = SteadyClock::now() + impl.spin_length;
+  do {
+    // A send sets `sent` before libev's wake-up logic, which then either finds no wake-up wanted
+    // yet and skips the write (the coming poll does not block) or writes it (and wakes the poll).
+    if (__atomic_load_n(&impl.wakeup.sent, __ATOMIC_ACQUIRE) != 0) return;
+    for (const Async* async = impl.started_asyncs; async != nullptr; async = async->next_started_) {
+      if (async->sent()) return;
+    }
+    detail::cpu_relax();
+  } while (SteadyClock::now() < deadline);
+}
+
 void Loop::set_release_hooks(std::function<void()> release, std::function<void()> acquire) {
   if (static_cast<bool>(release) != static_cast<bool>(acquire)) {
     throw std::invalid_argument(
@@ -396,6 +522,7 @@ std::exception_ptr Loop::take_exception() noexcept {
 void Loop::capture_exception(std::exception_ptr error) noexcept {
   if (impl_->destroying) return;  // nobody is left to rethrow it to
   if (!error_) error_ = std::move(error);
+  impl_->note_break(false);
   ev_break(loop_, EVBREAK_ONE);
 }
 

@@ -63,7 +63,7 @@ struct WaitableEvent::Announcer final : detail::LoopChore {
   void start() noexcept {
     if (!async) async.emplace(loop, deferred, std::move(callback));
     if (!has_on_set || sender.load(std::memory_order_relaxed) != nullptr) return;
-    ev_async_start(loop.native(), async->native());
+    loop.start_async(*async);  // as Async::start() does, without its checks
     sender.store(&*async, std::memory_order_seq_cst);
     // A set() before the store above did not send (and libev forgets a send made before the
     // start): announce it now. seq_cst pairs with set(): one of the two sees the other.

@@ -38,7 +38,7 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
     ev_async_set(&watcher_);
   }
   /// Stops the watcher; a send that was not processed yet is dropped, never delivered.
-  ~Async() override = default;
+  ~Async() override { stop(); }
 
   /// Makes the callback run on the loop thread (coalesced, see above).
   /// One libev call, no lock, no allocation. Harmless (and delivers nothing) while stopped or after
@@ -51,6 +51,17 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
   /// A send() has not been processed by the loop yet.
   /// Thread-safety: ANY thread.
   bool sent() const noexcept { return __atomic_load_n(&watcher_.sent, __ATOMIC_ACQUIRE) != 0; }
+
+ private:
+  friend class Watcher<Async, ev_async, void()>;
+  friend class Loop;
+  // Started through evcxx, the Async is in its Loop's list, whose sends the busy poll watches.
+  void start_native() { loop_->start_async(*this); }
+  void stop_native() noexcept { loop_->stop_async(*this); }
+
+  Async* prev_started_ = nullptr;  // the Loop's list of started Asyncs (loop thread)
+  Async* next_started_ = nullptr;
+  bool listed_ = false;
 };
 
 EVCXX_END_NAMESPACE

@@ -27,7 +27,27 @@ class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
     ev_idle_set(&watcher_);
   }
   /// Stops the watcher.
-  ~Idle() override = default;
+  ~Idle() override { stop(); }
+
+ private:
+  friend class Watcher<Idle, ev_idle, void()>;
+  // Started through evcxx, the Idle is counted: the Loop's busy poll never spins while one is.
+  void start_native() {
+    ev_idle_start(raw_loop_, &watcher_);
+    if (!counted_) {
+      counted_ = true;
+      loop_->count_active_idle(1);
+    }
+  }
+  void stop_native() noexcept {
+    if (counted_) {
+      counted_ = false;
+      loop_->count_active_idle(-1);
+    }
+    ev_idle_stop(raw_loop_, &watcher_);
+  }
+
+  bool counted_ = false;
 };
 
 EVCXX_END_NAMESPACE

@@ -20,6 +20,8 @@
 
 EVCXX_BEGIN_NAMESPACE
 
+class Async;
+class Idle;
 class LoopThread;
 class WaitableEvent;
 
@@ -346,6 +348,24 @@ class EVCXX_API Loop {
   /// Latency/throughput trade-off for timeouts (ev_set_timeout_collect_interval).
   /// Throws: std::invalid_argument for a negative or NaN interval.
   void set_timeout_collect_interval(std::chrono::duration<double> interval);
+  /// Busy polling, for latency-critical loops: before it blocks, the loop spins for up to `spin`
+  /// watching for post(), stop(), WaitableEvent::set() and Async::send() on its started Asyncs,
+  /// and sees them without a system call on either side (the sender skips its wake-up write).
+  /// Zero, the default, turns it off; a change takes effect at the next iteration.
+  /// The loop does not spin where it would not block: with an event pending or an Idle active,
+  /// once broken in this iteration, when no evcxx watcher keeps it running and under Run::nowait;
+  /// nor outside run() (an ev_run() of native(), an Embed's sweep). I/O, timers, signals and sends
+  /// to raw ev_async watchers that come meanwhile are handled when the spin ends, up to `spin`
+  /// late: keep it short (tens of microseconds cover a round trip between two loop threads), and
+  /// use it only where the loop thread has a core of its own (a spin on a shared core delays the
+  /// very threads that would wake it). The spin is a lowest-priority prepare watcher, so it runs
+  /// inside an invoke-pending hook and before the release hook (with their lock held).
+  /// Thread-safety: loop thread, also inside a callback.
+  /// Throws: std::invalid_argument for a negative, infinite or NaN spin.
+  void set_busy_poll(std::chrono::duration<double> spin);
+  /// The spin set by set_busy_poll(); zero when busy polling is off.
+  /// Thread-safety: loop thread.
+  std::chrono::duration<double> busy_poll() const noexcept;
   /// ev_verify: checks libev's internal consistency.
   /// It counts evcxx's watchers only: raw libev watchers of C code that hold the loop too may make
   /// it throw where libev would not (call ev_verify(native()) yourself then).
@@ -398,6 +418,8 @@ class EVCXX_API Loop {
   friend class LoopThread;
   friend class WaitableEvent;
   friend class Embed;  // sweep() must not run the inner loop inside its release hook
+  friend class Async;  // the busy poll watches the sends of started Asyncs
+  friend class Idle;   // and does not spin while an Idle is active
   Loop(struct ev_loop* loop, bool owned);
   // ANY thread (not signal handlers): queues chore for the loop thread (see detail::LoopChore).
   void add_chore(detail::LoopChore& chore) noexcept;
@@ -416,6 +438,15 @@ class EVCXX_API Loop {
   bool in_release_hook() const noexcept;
   // ~Loop has begun detaching watchers: no new watcher may attach.
   bool being_destroyed() const noexcept;
+  // Loop thread: starts or stops an Async, listing the started ones for the busy poll.
+  void start_async(Async& async) noexcept;
+  void stop_async(Async& async) noexcept;
+  // Loop thread: an Idle was started (+1) or stopped (-1) through evcxx.
+  void count_active_idle(int change) noexcept;
+  // The busy poll's prepare callback: spins until a send, or the spin is over.
+  void spin_before_block() noexcept;
+  // Whether an active watcher of evcxx's (or queued tasks) keeps run() from returning.
+  bool has_referencing_watchers() const noexcept;
 
   struct ev_loop* loop_;
   bool owned_;
