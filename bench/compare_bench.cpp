@@ -42,18 +42,18 @@
 #include "async_round_trip.hpp"
 #include "bench_support.hpp"
 #include "post_peers.hpp"
+#include "system.hpp"
 
 namespace {
+
+using evcxx_bench::Eventfd;
+using evcxx_bench::throw_errno;
 
 using evcxx_bench::AsioConsumer;
 using evcxx_bench::EvcxxConsumer;
 using evcxx_bench::expect_count;
 using evcxx_bench::LibevConsumer;
 using evcxx_bench::LockedQueue;
-
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
 
 void check_uv(int result, const char* what) {
   if (result != 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(result));
@@ -227,33 +227,6 @@ void round_trip_condvar(benchmark::State& state) {
   thread_b.join();
   expect_count(state, "round trips", answered, state.iterations());
 }
-
-// A blocking eventfd: write() adds to its counter, read() waits for a non-zero one and resets it.
-class Eventfd {
- public:
-  Eventfd() : fd_(::eventfd(0, EFD_CLOEXEC)) {
-    if (fd_ < 0) throw_errno("eventfd");
-  }
-  ~Eventfd() { ::close(fd_); }
-  Eventfd(const Eventfd&) = delete;
-  Eventfd& operator=(const Eventfd&) = delete;
-
-  void signal() {
-    const std::uint64_t one = 1;
-    while (::write(fd_, &one, sizeof one) < 0) {
-      if (errno != EINTR) throw_errno("write(eventfd)");
-    }
-  }
-  void wait() {
-    std::uint64_t count;
-    while (::read(fd_, &count, sizeof count) < 0) {
-      if (errno != EINTR) throw_errno("read(eventfd)");
-    }
-  }
-
- private:
-  int fd_;
-};
 
 void round_trip_eventfd(benchmark::State& state) {
   Eventfd to_a;

@@ -37,17 +37,16 @@
 #include <vector>
 
 #include "side_by_side.hpp"
+#include "system.hpp"
 
 namespace evcxx_bench::sbs {
 
 namespace {
 
+using evcxx_bench::throw_errno;
+
 constexpr std::size_t kMessage = 32;
 constexpr std::size_t kBuffer = 4096;
-
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
 
 void set_nodelay(int fd) {
   const int one = 1;

@@ -28,14 +28,14 @@
 #include <utility>
 
 #include "side_by_side.hpp"
+#include "system.hpp"
 
 namespace evcxx_bench::sbs {
 
 namespace {
 
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
+using evcxx_bench::Eventfd;
+using evcxx_bench::throw_errno;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -164,31 +164,6 @@ Sample futex_ping_pong(std::uint64_t ops) {
   b.join();
   return {ops, seconds};
 }
-
-class Eventfd {
- public:
-  Eventfd() : fd_(::eventfd(0, EFD_CLOEXEC)) {
-    if (fd_ < 0) throw_errno("eventfd");
-  }
-  ~Eventfd() { ::close(fd_); }
-  Eventfd(const Eventfd&) = delete;
-  Eventfd& operator=(const Eventfd&) = delete;
-  void signal() {
-    const std::uint64_t one = 1;
-    while (::write(fd_, &one, sizeof one) < 0) {
-      if (errno != EINTR) throw_errno("write(eventfd)");
-    }
-  }
-  void wait() {
-    std::uint64_t count;
-    while (::read(fd_, &count, sizeof count) < 0) {
-      if (errno != EINTR) throw_errno("read(eventfd)");
-    }
-  }
-
- private:
-  int fd_;
-};
 
 Sample eventfd_ping_pong(std::uint64_t ops) {
   Eventfd to_a;
