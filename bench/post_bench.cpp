@@ -10,9 +10,6 @@
 //   post_bench [--benchmark_repetitions=N] [--benchmark_out=f.json --benchmark_out_format=json]
 #include <benchmark/benchmark.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <evcxx/async.hpp>
 #include <evcxx/loop.hpp>
 #include <evcxx/loop_thread.hpp>
@@ -28,7 +25,11 @@
 #include <thread>
 #include <vector>
 
+#include "post_peers.hpp"
+
 namespace {
+
+using evcxx_bench::AsioConsumer;
 
 using Clock = std::chrono::steady_clock;
 
@@ -91,25 +92,6 @@ class EvcxxLoopThreadConsumer {
 
  private:
   evcxx::LoopThread thread_{"bench-consumer"};
-};
-
-// The consumer thread for Boost.Asio: io_context::run() held by a work guard.
-class AsioConsumer {
- public:
-  AsioConsumer() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~AsioConsumer() {
-    guard_.reset();
-    thread_.join();
-  }
-  template <class F>
-  void post(F&& task) {
-    boost::asio::post(io_, std::forward<F>(task));
-  }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
-  std::thread thread_;
 };
 
 template <class Consumer>
