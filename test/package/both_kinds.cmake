@@ -8,6 +8,9 @@ include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
 set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(COPY "${STATIC_PREFIX}/" DESTINATION "${prefix}")
+# file(COPY) keeps a copy with the same time stamp (to the second): the shared build's evcxx.pc
+# must replace the static one's, as in the Debian package.
+file(REMOVE "${prefix}/${LIBDIR}/pkgconfig/evcxx.pc")
 file(COPY "${SHARED_PREFIX}/" DESTINATION "${prefix}")
 
 foreach(kind shared static)
