@@ -16,7 +16,7 @@ fail() {
   exit 1
 }
 
-for tool in git dpkg-buildpackage dh lintian cmake pkg-config c++ readelf; do
+for tool in git dpkg-buildpackage dh lintian cmake pkg-config c++ readelf nm; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool not found (bash scripts/install-deps.sh installs it)"
 done
 git rev-parse --is-inside-work-tree >/dev/null 2>&1 || fail "$root is not a git checkout"
@@ -72,6 +72,12 @@ libdir="$pkgroot/usr/lib/$multiarch"
   fail "the packages lack the static library, libevcxx.so, evcxx.pc, the CMake package or the headers"
 readelf -d "$libdir/$soname" | grep -q "(SONAME).*\[$soname\]" ||
   fail "$libdir/$soname does not have the SONAME $soname"
+# The SONAME and the ABI namespace change together: every evcxx symbol is in evcxx::vMAJOR_MINOR.
+abi="v${major}_$minor"
+exported=$(nm -D --defined-only "$libdir/$soname" | awk '{ print $NF }' | grep 5evcxx || true)
+[[ -n $exported ]] || fail "$soname exports no evcxx symbol"
+outside=$(grep -v "5evcxx${#abi}$abi" <<<"$exported" || true)
+[[ -z $outside ]] || fail "$soname exports evcxx symbols outside evcxx::$abi: $(head -n 3 <<<"$outside")"
 # Every header of the tree is in libevcxx-dev.
 while IFS= read -r header; do
   cmp -s "$header" "$pkgroot/usr/$header" || fail "libevcxx-dev lacks or changed $header"
