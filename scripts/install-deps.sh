@@ -15,6 +15,7 @@ packages=(
   libbenchmark-dev           # Google Benchmark, for bench/
   libuv1-dev libboost-dev    # the libraries bench/ compares against
   gnuplot-nox python3        # draw the benchmark plot and table (scripts/bench.sh)
+  debhelper dpkg-dev lintian  # the Debian package (debian/, scripts/deb-test.sh)
 )
 
 missing=()

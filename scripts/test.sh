@@ -10,9 +10,10 @@
 #
 # It first checks that every C++ file matches .clang-format ("format") and that the API reference
 # builds from the headers without a single Doxygen warning ("docs", scripts/docs.sh), and that
-# clang-tidy finds nothing in the library ("tidy", scripts/tidy.sh).
+# clang-tidy finds nothing in the library ("tidy", scripts/tidy.sh), and that the Debian packages
+# build, pass lintian and serve CMake and pkg-config consumers ("deb", scripts/deb-test.sh).
 #
-#   scripts/test.sh [format|docs|tidy|plain|asan|tsan|clang|posix|posix-asan|posix-tsan]...
+#   scripts/test.sh [format|docs|tidy|deb|plain|asan|tsan|clang|posix|posix-asan|posix-tsan]...
 #                                                  (default: all; trees go to build/<name>)
 #
 # Ends with one line per tree and the total, "N passed, N failed"; exits non-zero on any failure.
@@ -23,7 +24,7 @@ cd "$root"
 bash scripts/install-deps.sh
 
 trees=("$@")
-((${#trees[@]})) || trees=(format docs tidy plain asan tsan clang posix posix-asan posix-tsan)
+((${#trees[@]})) || trees=(format docs tidy deb plain asan tsan clang posix posix-asan posix-tsan)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Sanitizer runtime options: stop at the first report and exit non-zero. Ours come last so they win
@@ -73,6 +74,7 @@ run_tree() {
     format) one_check format format_matches; return ;;
     docs) one_check docs bash scripts/docs.sh; return ;;  # the API reference, warning-free
     tidy) one_check tidy bash scripts/tidy.sh; return ;;  # clang-tidy over src/ and include/
+    deb) one_check deb bash scripts/deb-test.sh; return ;;  # debian/: build, lintian, consumers
   esac
   local dir="build/$name"
   local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON
@@ -116,7 +118,7 @@ run_tree() {
         -DEVCXX_BUILD_BENCHMARKS=OFF -DEVCXX_PACKAGE_TESTS=OFF -DEVCXX_SANITIZE=)
       ;;
     *)
-      echo "scripts/test.sh: unknown tree '$name' (use format, docs, tidy, plain, asan, tsan," \
+      echo "scripts/test.sh: unknown tree '$name' (use format, docs, tidy, deb, plain, asan, tsan," \
         "clang, posix, posix-asan or posix-tsan)" >&2
       exit 2
       ;;

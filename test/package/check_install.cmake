@@ -27,7 +27,7 @@ foreach(header IN LISTS headers)
 endforeach()
 
 expect_file("${LIBDIR}/${LIBRARY_FILE}")
-foreach(file evcxxConfig.cmake evcxxConfigVersion.cmake evcxxTargets.cmake FindLibev.cmake)
+foreach(file evcxxConfig.cmake evcxxConfigVersion.cmake "${TARGETS_FILE}" FindLibev.cmake)
   expect_file("${LIBDIR}/cmake/evcxx/${file}")
 endforeach()
 expect_file("${LIBDIR}/pkgconfig/evcxx.pc")
