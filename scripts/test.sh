@@ -43,6 +43,9 @@ fi
 total_passed=0
 total_failed=0
 summary=()
+failures=()  # "tree: test name"; the end of each one's output goes to failure_log, printed last
+failure_log=$(mktemp)
+trap 'rm -f "$failure_log"' EXIT
 
 # A check that counts as one test: `name` passes when the command succeeds.
 one_check() {
@@ -155,6 +158,19 @@ run_tree() {
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   summary+=("$name: $passed passed, $failed failed ($(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s)")
+  local test_name
+  while IFS= read -r test_name; do
+    [[ -n $test_name ]] || continue
+    failures+=("$name: $test_name")
+    {
+      echo "=== $name: the end of the output of $test_name"
+      # ctest keeps each test's output in LastTest.log, between "Test: <name>" and "<end of output>".
+      awk -v t="$test_name" '$0 ~ "^[0-9]+/[0-9]+ Test: " && substr($0, index($0, "Test: ") + 6) == t \
+        { on = 1; next } on && /^<end of output>/ { exit } on' \
+        "$dir/Testing/Temporary/LastTest.log" 2>/dev/null | tail -n 40 || true
+    } >>"$failure_log"
+  done < <(sed -n '/The following tests FAILED:/,$p' "$log" |
+    sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p')
 }
 
 for tree in "${trees[@]}"; do
@@ -162,6 +178,11 @@ for tree in "${trees[@]}"; do
 done
 
 echo
+cat "$failure_log"
 printf '%s\n' "${summary[@]}"
+if ((${#failures[@]})); then
+  echo "failed tests:"
+  printf '  %s\n' "${failures[@]}"
+fi
 echo "$total_passed passed, $total_failed failed"
 ((total_failed == 0))
