@@ -61,16 +61,18 @@ void Loop::once(int fd, IoEvents events, std::chrono::duration<double> timeout,
         "(for a timeout only, pass -1 as fd)");
   }
   auto wait = std::make_unique<detail::OnceWait>(once_waits(), std::move(callback));
+  Io* io = nullptr;
+  Timer* timer = nullptr;
   if (fd >= 0) {
-    wait->io.emplace(*this, deferred, fd, events, Io::Callback());
-    wait->io->set_callback<&detail::OnceWait::on_io>(*wait);
+    io = &wait->io.emplace(*this, deferred, fd, events, Io::Callback());
+    io->set_callback<&detail::OnceWait::on_io>(*wait);
   }
   if (with_timer) {
-    wait->timer.emplace(*this, deferred, Timer::Duration(seconds), Timer::Callback());
-    wait->timer->set_callback<&detail::OnceWait::on_timeout>(*wait);
+    timer = &wait->timer.emplace(*this, deferred, Timer::Duration(seconds), Timer::Callback());
+    timer->set_callback<&detail::OnceWait::on_timeout>(*wait);
   }
-  if (wait->io) wait->io->start();
-  if (wait->timer) wait->timer->start();
+  if (io != nullptr) io->start();
+  if (timer != nullptr) timer->start();
   detail::OnceWait*& head = once_waits();
   wait->next = head;
   if (head != nullptr) head->prev = wait.get();
