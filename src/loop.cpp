@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -76,7 +77,9 @@ namespace {
 class NativeRegistry {
  public:
   static NativeRegistry& instance() noexcept {
-    static auto* registry = new NativeRegistry;  // never destroyed: Loops may outlive statics
+    // Never destroyed: a Loop may outlive the other statics.
+    alignas(NativeRegistry) static unsigned char storage[sizeof(NativeRegistry)];
+    static NativeRegistry* const registry = ::new (static_cast<void*>(storage)) NativeRegistry;
     return *registry;
   }
   void add(struct ev_loop* native, Loop* loop) {
