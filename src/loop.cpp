@@ -79,7 +79,7 @@ class NativeRegistry {
   static NativeRegistry& instance() noexcept {
     // Never destroyed: a Loop may outlive the other statics.
     alignas(NativeRegistry) static unsigned char storage[sizeof(NativeRegistry)];
-    static NativeRegistry* const registry = ::new (static_cast<void*>(storage)) NativeRegistry;
+    static auto* const registry = ::new (static_cast<void*>(storage)) NativeRegistry;
     return *registry;
   }
   void add(struct ev_loop* native, Loop* loop) {
