@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Tests examples/http_fetch against a local HTTP server (http_fetch_server.py), started here on a
+# loopback port the system chooses and always stopped on exit. Run by ctest.
+#   http_fetch_test.sh HTTP_FETCH
+# 1. 64 concurrent transfers of 0 bytes to 4 MiB: every one must arrive complete and correct.
+# 2. Against a server that gets one byte wrong in one transfer: http_fetch must notice and fail.
+set -euo pipefail
+example=$1
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tmp=$(mktemp -d)
+server_pid=
+stop_server() {
+  if [[ -n $server_pid ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+  fi
+}
+trap 'stop_server; rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "FAIL: $1"
+  [[ -f $tmp/example.out ]] && { echo "--- http_fetch output ---"; cat "$tmp/example.out"; }
+  [[ -s $tmp/server.err ]] && { echo "--- server errors ---"; tail -n 20 "$tmp/server.err"; }
+  exit 1
+}
+
+# Starts the server with arguments "$@"; sets port once it printed "port N" (within 10 s).
+start_server() {
+  coproc SERVER { exec python3 "$here/http_fetch_server.py" "$@" 2>"$tmp/server.err"; }
+  server_pid=$SERVER_PID
+  local line=
+  IFS= read -r -t 10 line <&"${SERVER[0]}" || true
+  [[ $line =~ ^port\ ([0-9]+)$ ]] || fail "the server did not report its port (got '$line')"
+  port=${BASH_REMATCH[1]}
+  echo "http_fetch_server.py $* on 127.0.0.1:$port"
+}
+
+# Bounds every run of the example: killed after 60 s.
+fetch() { timeout -s KILL 60 "$example" --base "http://127.0.0.1:$port" "$@"; }
+
+transfers=64
+start_server
+status=0
+fetch --transfers $transfers --max-size 4194304 >"$tmp/example.out" 2>&1 || status=$?
+[[ $status -eq 0 ]] || fail "exit status $status"
+summary=$(grep '^summary: ' "$tmp/example.out") || fail "no summary"
+[[ $summary =~ ^summary:\ $transfers\ of\ $transfers\ transfers\ complete,\ ([0-9]+)\ bytes,\ every\ byte\ checked\;\ up\ to\ ([0-9]+)\ sockets ]] ||
+  fail "not every transfer arrived intact"
+((BASH_REMATCH[1] > 64 * 1024 * 1024)) || fail "fewer bytes than expected: ${BASH_REMATCH[1]}"
+((BASH_REMATCH[2] >= 8)) || fail "the transfers did not run concurrently"
+cat "$tmp/example.out"
+stop_server
+
+start_server --corrupt 5
+status=0
+fetch --transfers 8 --max-size 100000 >"$tmp/example.out" 2>&1 || status=$?
+[[ $status -eq 1 ]] || fail "exit status $status with one wrong byte, expected 1"
+grep -q '^FAILED http://.*/pattern/5/[0-9]*: .*, wrong byte at offset [0-9]*$' "$tmp/example.out" ||
+  fail "the wrong byte was not reported"
+grep -q '^summary: 7 of 8 transfers complete' "$tmp/example.out" || fail "not 7 of 8 complete"
+cat "$tmp/example.out"
+echo "PASS"
