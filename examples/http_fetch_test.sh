@@ -3,6 +3,7 @@
 # loopback port the system chooses and always stopped on exit. Run by ctest.
 #   http_fetch_test.sh HTTP_FETCH
 # 1. 64 concurrent transfers of 0 bytes to 4 MiB: every one must arrive complete and correct.
+#    The same, 8 at a time.
 # 2. Against a server that gets one byte wrong in one transfer: http_fetch must notice and fail.
 set -euo pipefail
 example=$1
@@ -49,6 +50,14 @@ summary=$(grep '^summary: ' "$tmp/example.out") || fail "no summary"
   fail "not every transfer arrived intact"
 ((BASH_REMATCH[1] > 64 * 1024 * 1024)) || fail "fewer bytes than expected: ${BASH_REMATCH[1]}"
 ((BASH_REMATCH[2] >= 8)) || fail "the transfers did not run concurrently"
+cat "$tmp/example.out"
+
+# 1b. The same server, 8 at a time: the rest wait in the queue, and curl reuses its connections.
+status=0
+fetch --transfers $transfers --max-size 1048576 --parallel 8 >"$tmp/example.out" 2>&1 || status=$?
+[[ $status -eq 0 ]] || fail "exit status $status (8 at a time)"
+grep -q "^summary: $transfers of $transfers transfers complete, .*; up to [1-8] sockets watched at once\$" \
+  "$tmp/example.out" || fail "not every transfer arrived intact, or more than 8 at a time"
 cat "$tmp/example.out"
 stop_server
 

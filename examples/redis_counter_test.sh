@@ -4,6 +4,7 @@
 #   redis_counter_test.sh REDIS_COUNTER complete   every worker finishes its INCRs
 #   redis_counter_test.sh REDIS_COUNTER sigterm    SIGTERM mid-way: it stops cleanly, exit status 0,
 #                                                  and every reply in flight was accounted for
+#   redis_counter_test.sh REDIS_COUNTER sigint     the same with SIGINT
 # Both check the example's own summary and, independently, the counter's value in the server.
 set -euo pipefail
 example=$1
@@ -79,11 +80,14 @@ case $scenario in
       "$tmp/example.out" || fail "the summary does not account for all $total INCRs"
     [[ $(server_counter) == "$total" ]] || fail "the server's counter is not $total"
     ;;
-  sigterm)
+  sigterm | sigint)
+    signal=${scenario#sig}
+    signal=${signal^^}
+    signum=$(kill -l "$signal")
     # Far more work than can finish before the signal: it arrives mid-way, after the first
     # 2000 replies.
     incrs=10000000
-    # timeout passes the SIGTERM on to the example.
+    # timeout passes the signal on to the example.
     coproc EXAMPLE { exec "${example[@]}" --port "$port" --workers $workers --incrs $incrs --progress-at 2000 2>&1; }
     pid=$EXAMPLE_PID
     exec {from_example}<&"${EXAMPLE[0]}"
@@ -92,16 +96,16 @@ case $scenario in
     while IFS= read -r -t 30 line <&"$from_example"; do
       echo "$line" >>"$tmp/example.out"
       if [[ -z $signalled && $line == progress:* ]]; then
-        kill -TERM "$pid"
+        kill -s "$signal" "$pid"
         signalled=yes
       fi
     done
     status=0
     wait "$pid" || status=$?
     [[ -n $signalled ]] || fail "no progress line before the output ended"
-    [[ $status -eq 0 ]] || fail "exit status $status after SIGTERM"
+    [[ $status -eq 0 ]] || fail "exit status $status after SIG$signal"
     summary=$(grep '^summary: ' "$tmp/example.out") || fail "no summary"
-    [[ $summary == "summary: stopped by signal 15; "*"; all accounted for" ]] ||
+    [[ $summary == "summary: stopped by signal $signum; "*"; all accounted for" ]] ||
       fail "the summary does not account for every reply"
     answered=$(sed -E 's/.* answered ([0-9]+),.*/\1/' <<<"$summary")
     ((answered >= 2000 && answered < workers * incrs)) || fail "not stopped mid-way: $answered"
@@ -109,7 +113,7 @@ case $scenario in
     [[ $(server_counter) == "$answered" ]] || fail "the server's counter is not $answered"
     ;;
   *)
-    echo "usage: $0 REDIS_COUNTER complete|sigterm"
+    echo "usage: $0 REDIS_COUNTER complete|sigterm|sigint"
     exit 2
     ;;
 esac
