@@ -29,6 +29,7 @@ fail() {
 # Starts the server with arguments "$@"; sets port once it printed "port N" (within 10 s).
 start_server() {
   coproc SERVER { exec python3 "$here/http_fetch_server.py" "$@" 2>"$tmp/server.err"; }
+  # shellcheck disable=SC2153 # SERVER_PID is set by coproc
   server_pid=$SERVER_PID
   local line=
   IFS= read -r -t 10 line <&"${SERVER[0]}" || true

@@ -36,8 +36,8 @@ free_port() {
 # Starts redis-server on a port that was free a moment ago; another process may take it first,
 # so a server that exits is retried on a new port.
 start_server() {
-  local attempt tries
-  for attempt in 1 2 3; do
+  local tries
+  for _ in 1 2 3; do
     port=$(free_port)
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
       --daemonize no --logfile "$tmp/server.log" &
