@@ -17,10 +17,10 @@ void check_fd_and_events(int fd, IoEvents events) {
     throw std::invalid_argument("evcxx: Io needs an open file descriptor, not " +
                                 std::to_string(fd));
   }
-  if (events.empty() || (events.raw() & ~(EV_READ | EV_WRITE)) != 0) {
+  if ((events.raw() & ~(EV_READ | EV_WRITE)) != 0) {
     throw std::invalid_argument(
-        "evcxx: Io watches IoEvent::readable, IoEvent::writable or both (errors are reported "
-        "without being asked for); to pause a watcher, stop() it");
+        "evcxx: Io watches IoEvent::readable, IoEvent::writable, both or neither (errors are "
+        "reported without being asked for)");
   }
 }
 
@@ -51,6 +51,12 @@ Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback)
   }
 }
 
+Io::Io(Loop& loop, deferred_t, Callback callback)
+    : Watcher(reject_io_uring(loop), std::move(callback)) {
+  ev_io_set(&watcher_, -1, 0);
+  guard_ = detail::ClosedFdGuard::enrol(loop, *this);
+}
+
 Io::~Io() {
   stop();  // through the guard, which must hear of it
   if (guard_ != nullptr) guard_->withdraw(*this);
@@ -69,6 +75,10 @@ void Io::set(int fd, IoEvents events) {
 }
 
 void Io::set(IoEvents events) {
+  if (fd() < 0) {
+    throw std::logic_error(
+        "evcxx: Io::set(events) on an Io that has no descriptor yet: use set(fd, events)");
+  }
   set(fd(), events);
 }
 
@@ -88,6 +98,11 @@ std::chrono::duration<double> Io::closed_fd_check_interval() noexcept {
 
 void Io::start_native() {
   if (ev_is_active(&watcher_)) return;
+  if (watcher_.fd < 0) {
+    throw std::logic_error(
+        "evcxx: Io::start() on an Io that has no descriptor yet: use start(fd, events), or "
+        "set(fd, events) first");
+  }
   if (guard_ != nullptr) {
     guard_->check_fd(watcher_.fd);  // again: the loop's own descriptor changes with a fork
     guard_->before_start(*this);

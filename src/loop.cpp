@@ -3,17 +3,20 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "cpu_relax.hpp"
 #include "evcxx/async.hpp"
 #include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
+#include "once_wait.hpp"
 #include "platform/platform.hpp"
 #include "task_queue.hpp"
 
@@ -63,9 +66,45 @@ struct Loop::Impl {
   int run_flags = 0;                // that run()'s ev_run() flags
   bool broken = false;              // ev_break() was called in iteration broken_iteration
   unsigned broken_iteration = 0;
+
+  detail::OnceWait* once_waits = nullptr;  // Loop::once() waits not yet over; loop thread
 };
 
 namespace {
+
+// Loop::from_native(): every live Loop with its ev_loop, oldest first (few entries).
+class NativeRegistry {
+ public:
+  static NativeRegistry& instance() noexcept {
+    static auto* registry = new NativeRegistry;  // never destroyed: Loops may outlive statics
+    return *registry;
+  }
+  void add(struct ev_loop* native, Loop* loop) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    entries_.emplace_back(native, loop);
+  }
+  // pthread_mutex_lock on a default mutex does not fail, so these stay noexcept.
+  void remove(Loop* loop) noexcept {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second == loop) {
+        entries_.erase(it);
+        return;
+      }
+    }
+  }
+  Loop* find(struct ev_loop* native) noexcept {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [raw, loop] : entries_) {
+      if (raw == native) return loop;
+    }
+    return nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<struct ev_loop*, Loop*>> entries_;
+};
 
 Loop& loop_of(struct ev_loop* loop) noexcept {
   return *static_cast<Loop*>(ev_userdata(loop));
@@ -123,6 +162,7 @@ Loop::Loop(struct ev_loop* loop, bool owned) : loop_(loop), owned_(owned) {
   try {
     check_wakeup_fd_available();
     impl_ = std::make_unique<Impl>(loop_);
+    NativeRegistry::instance().add(loop_, this);  // last: nothing after it throws
   } catch (...) {
     if (owned_) ev_loop_destroy(loop_);
     throw;
@@ -159,7 +199,9 @@ Loop& Loop::default_loop() {
 }
 
 Loop::~Loop() {
+  NativeRegistry::instance().remove(this);
   impl_->tasks.discard_all();  // while the loop and its watchers still work for their destructors
+  detail::discard_once_waits(impl_->once_waits);
   while (impl_->chores.load(std::memory_order_acquire) != nullptr) run_chores();
   impl_->destroying = true;
   for (detail::WatcherLink* w = watchers_; w != nullptr;) {
@@ -193,6 +235,14 @@ Loop::~Loop() {
     watchers_ = w->next_;
     w->detach(false);
   }
+}
+
+Loop* Loop::from_native(struct ev_loop* loop) noexcept {
+  return loop == nullptr ? nullptr : NativeRegistry::instance().find(loop);
+}
+
+detail::OnceWait*& Loop::once_waits() noexcept {
+  return impl_->once_waits;
 }
 
 bool Loop::is_default() const noexcept {

@@ -39,6 +39,10 @@ Timer::Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callback c
   ev_timer_set(&watcher_, checked_seconds(after, "after"), checked_seconds(repeat, "repeat"));
 }
 
+Timer::Timer(Loop& loop, deferred_t, Callback callback) : Watcher(loop, std::move(callback)) {
+  ev_timer_set(&watcher_, 0., 0.);
+}
+
 void Timer::set(Duration after, Duration repeat) {
   const double after_s = checked_seconds(after, "after");
   const double repeat_s = checked_seconds(repeat, "repeat");

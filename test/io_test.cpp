@@ -192,12 +192,11 @@ TEST(Io, BadArgumentsThrowBeforeLibevIsTouched) {
   auto cb = [](IoEvents) {};
   EXPECT_THROW(evcxx::Io(loop, -1, IoEvent::readable, cb), std::invalid_argument);
   EXPECT_THROW(evcxx::Io(loop, evcxx::deferred, -5, IoEvent::readable, cb), std::invalid_argument);
-  EXPECT_THROW(evcxx::Io(loop, p.read.get(), IoEvents(), cb), std::invalid_argument);
   EXPECT_THROW(evcxx::Io(loop, p.read.get(), IoEvents::from_raw(EV_READ | EV_ERROR), cb),
                std::invalid_argument);
   evcxx::Io io(loop, p.read.get(), IoEvent::readable, cb);
   EXPECT_THROW(io.set(-1, IoEvent::readable), std::invalid_argument);
-  EXPECT_THROW(io.set(IoEvents()), std::invalid_argument);
+  EXPECT_THROW(io.set(IoEvents::from_raw(EV_ERROR)), std::invalid_argument);
   EXPECT_TRUE(io.active());  // a rejected set() changes nothing
   EXPECT_EQ(io.fd(), p.read.get());
   EXPECT_EQ(io.events(), IoEvent::readable);
@@ -297,6 +296,29 @@ TEST_P(ClosedFd, ClosedUnderAnActiveWatcherIsOneErrorEventAndStopsIt) {
   EXPECT_FALSE(active_in_callback);
   EXPECT_FALSE(io.active());
   EXPECT_LT(loop.iteration() - first_iteration, 100u);  // no busy loop while waiting
+}
+
+// Another watcher keeps the loop alive and would let it block: the error must still arrive in the
+// next iteration, not when that watcher happens to fire.
+TEST_P(ClosedFd, ClosedWhileALongTimerKeepsTheLoopAliveArrivesWithoutWaitingForIt) {
+  Pipe p;
+  int calls = 0;
+  bool kept_waiting = false;
+  evcxx::Timer keeper(loop, 10s, [&] {
+    kept_waiting = true;
+    loop.break_loop();
+  });
+  evcxx::Io io(loop, p.read.get(), IoEvent::readable, [&](IoEvents e) {
+    ++calls;
+    EXPECT_TRUE(e.error());
+    keeper.stop();
+  });
+  evcxx::Timer closer(loop, 0s, [&] { p.read.reset(); });
+  Watchdog dog(loop, std::chrono::seconds(30));
+  loop.run();
+  EXPECT_FALSE(dog.fired());
+  EXPECT_FALSE(kept_waiting);
+  EXPECT_EQ(calls, 1);
 }
 
 TEST_P(ClosedFd, StartedOnAClosedDescriptorIsAnErrorEventNotAnAbort) {

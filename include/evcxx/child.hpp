@@ -48,6 +48,15 @@ class EVCXX_API Child final : public Watcher<Child, ev_child, void()> {
   /// Watches another pid; an active watcher is restarted.
   /// Throws: as the constructor.
   void set(pid_t pid, bool trace = false);
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(pid, trace), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(pid_t pid, bool trace = false) {
+    require_attached("start(pid)");
+    set(pid, trace);
+    start();
+  }
 
   /// The pid watched (0: any).
   pid_t pid() const noexcept { return watcher_.pid; }

@@ -58,6 +58,15 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   /// Embeds another inner loop; an active watcher is restarted.
   /// Throws: as the constructor.
   void set(Loop& inner);
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(inner), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(Loop& inner) {
+    require_attached("start(inner)");
+    set(inner);
+    start();
+  }
   /// Runs the inner loop once without blocking (ev_embed_sweep).
   /// Throws: the first exception one of the inner loop's callbacks threw; std::logic_error if
   /// either loop is gone.

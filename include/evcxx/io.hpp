@@ -83,25 +83,43 @@ class ClosedFdGuard;
 /// Thread-safety: loop thread, except the static members, which are for ANY thread.
 class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
  public:
-  /// Watches `fd` for `events`; active on construction.
+  /// Watches `fd` for `events`; active on construction. Empty `events`: active, waiting for
+  /// nothing until set() gives it events.
   /// Thread-safety: loop thread.
   /// Throws: std::invalid_argument for a negative fd, the loop's own epoll descriptor, or an
-  /// events set that is empty or holds anything but readable and writable; std::logic_error on a
-  /// Loop with libev 4.33's io_uring backend (see above).
+  /// events set that holds anything but readable and writable; std::logic_error on a Loop with
+  /// libev 4.33's io_uring backend (see above).
   Io(Loop& loop, int fd, IoEvents events, Callback callback);
   /// Created stopped; start() it later.
   /// Thread-safety: loop thread.
   /// Throws: as the other constructor.
   Io(Loop& loop, deferred_t, int fd, IoEvents events, Callback callback);
+  /// Created stopped with no descriptor yet (fd() is -1): start(fd, events) or set(fd, events)
+  /// gives it one, for a descriptor that does not exist yet.
+  /// Thread-safety: loop thread.
+  /// Throws: std::logic_error on a Loop with libev 4.33's io_uring backend (see above).
+  Io(Loop& loop, deferred_t, Callback callback);
   /// Stops the watcher.
   ~Io() override;
 
   /// Watches another descriptor and/or other events; restarts the watcher if it was active.
+  /// An empty `events` is valid: the watcher stays as active as it was but waits for nothing
+  /// (curl's CURL_POLL_NONE) until set again; a closed descriptor is still reported as an error.
   /// Throws: as the constructor.
   void set(int fd, IoEvents events);
-  /// Watches other events on the same descriptor; restarts the watcher if it was active.
-  /// Throws: as the constructor.
+  /// Watches other events on the same descriptor; restarts the watcher if it was active. Changing
+  /// only the events costs what ev_io_modify costs.
+  /// Throws: as the constructor; std::logic_error while the watcher has no descriptor yet.
   void set(IoEvents events);
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(fd, events), then start(): ev++.h's start(fd, events).
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(int fd, IoEvents events) {
+    require_attached("start(fd, events)");
+    set(fd, events);
+    start();
+  }
   /// The descriptor watched.
   int fd() const noexcept { return watcher_.fd; }
   /// The events waited for.

@@ -22,12 +22,14 @@ EVCXX_BEGIN_NAMESPACE
 
 class Async;
 class Idle;
+class IoEvents;
 class LoopThread;
 class WaitableEvent;
 
 namespace detail {
 class WatcherLink;
 class ClosedFdGuard;
+struct OnceWait;
 }  // namespace detail
 
 /// Thrown by post() once the Loop no longer accepts tasks: its LoopThread was stopped.
@@ -298,6 +300,13 @@ class EVCXX_API Loop {
   struct ev_loop* native() const noexcept {
     return loop_;
   }
+  /// The evcxx Loop that owns or first wrapped `loop` (the earliest such Loop still alive), or
+  /// nullptr when there is none: for a C library's callback that receives only the ev_loop*.
+  /// A Loop stops being found once its destructor has begun.
+  /// Thread-safety: ANY thread (not signal handlers); the caller must know that the Loop it gets
+  /// is not being destroyed meanwhile (from a callback on that loop's thread it cannot be).
+  static Loop* from_native(struct ev_loop* loop) noexcept;
+
   /// True when this Loop created its ev_loop and will destroy it.
   /// Thread-safety: ANY thread.
   bool owns_loop() const noexcept { return owned_; }
@@ -383,6 +392,38 @@ class EVCXX_API Loop {
   /// libev's default.
   void set_invoke_pending_hook(std::function<void(Loop&)> hook);
 
+  /// Waits once for `events` on `fd` or for `timeout`, whichever comes first, then calls
+  /// `callback` once with what fired: the events (with error() when the descriptor is closed under
+  /// it, as for Io), or an empty IoEvents on timeout. libev's ev_once, with evcxx's watchers.
+  /// A negative fd waits for the timeout only; a negative timeout waits for the descriptor only.
+  /// The callback is handled like a watcher's (its exception reaches run()). Waits still open
+  /// when the Loop is destroyed are dropped without a call.
+  /// Thread-safety: loop thread.
+  /// Throws: std::invalid_argument for an empty callback, a NaN timeout, a negative fd together
+  /// with a negative timeout (it would never fire), or an fd with empty or invalid events; what
+  /// Io's constructor throws for the descriptor; std::logic_error on a Loop being destroyed;
+  /// std::bad_alloc.
+  void once(int fd, IoEvents events, std::chrono::duration<double> timeout,
+            std::function<void(IoEvents)> callback);
+
+  /// Runs `body` as evcxx runs a callback: an exception it throws is captured as a watcher
+  /// callback's is (run() or invoke_pending() rethrows the first one; take_exception() takes it)
+  /// and call_guarded() returns false, so that nothing unwinds into a C library's frames. For the
+  /// body of a C library's callback on this loop (hiredis, libcurl): `[](redisAsyncContext* c,
+  /// void* reply, void* data) { loop.call_guarded([&] { on_reply(reply); }); }`.
+  /// Returns: true when `body` returned normally.
+  /// Thread-safety: loop thread (where the C library calls back).
+  template <class Body>
+  bool call_guarded(Body&& body) noexcept {
+    try {
+      std::forward<Body>(body)();
+      return true;
+    } catch (...) {
+      capture_exception(std::current_exception());
+      return false;
+    }
+  }
+
   /// Takes out of the loop the first exception a callback threw that no run()/invoke_pending()
   /// has rethrown yet; for code that drives native() with ev_run() itself.
   std::exception_ptr take_exception() noexcept;
@@ -447,6 +488,8 @@ class EVCXX_API Loop {
   void spin_before_block() noexcept;
   // Whether an active watcher of evcxx's (or queued tasks) keeps run() from returning.
   bool has_referencing_watchers() const noexcept;
+  // The waits once() started and that have not fired yet (see once.cpp).
+  detail::OnceWait*& once_waits() noexcept;
 
   struct ev_loop* loop_;
   bool owned_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -71,6 +72,29 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
   /// Throws: the constructor's checks; on an exception the watcher keeps its previous parameters
   /// (and, for a rule that throws on restart, is left stopped).
   void set(RescheduleRule rule);
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(at), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(Timestamp at) {
+    require_attached("start(at)");
+    set(at);
+    start();
+  }
+  /// set(offset, interval), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(Duration offset, Duration interval) {
+    require_attached("start(offset, interval)");
+    set(offset, interval);
+    start();
+  }
+  /// set(rule), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(RescheduleRule rule) {
+    require_attached("start(rule)");
+    set(std::move(rule));
+    start();
+  }
 
   /// Stops and restarts the watcher, recomputing its next time (ev_periodic_again): for a rule
   /// whose answer changed.

@@ -42,6 +42,15 @@ class EVCXX_API Signal final : public Watcher<Signal, ev_signal, void()> {
   /// Watches another signal; restarts the watcher if it was active.
   /// Throws: as the constructor; if the restart throws, the watcher is left stopped.
   void set(int signum);
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(signum), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(int signum) {
+    require_attached("start(signum)");
+    set(signum);
+    start();
+  }
   /// The signal watched.
   int signum() const noexcept { return watcher_.signum; }
 

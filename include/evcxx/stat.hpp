@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 
 #include "evcxx/export.hpp"
 #include "evcxx/loop.hpp"
@@ -55,6 +56,15 @@ class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
   /// records the new path's attributes.
   /// Throws: as the constructor.
   void set(std::string path, Duration interval = Duration::zero());
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(path, interval), then start().
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); as set() and start().
+  void start(std::string path, Duration interval = Duration::zero()) {
+    require_attached("start(path)");
+    set(std::move(path), interval);
+    start();
+  }
 
   /// The attributes recorded last (by start(), stat() or a detected change).
   /// Zero-filled until the watcher first starts or stat() runs; when the path could not be

@@ -38,12 +38,24 @@ class EVCXX_API Timer final : public Watcher<Timer, ev_timer, void()> {
   /// Created stopped, repeating; start() it later.
   /// Throws: the same checks.
   Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callback callback);
+  /// Created stopped with no timeout yet: start(after, repeat) or set(after, repeat) gives it one
+  /// (a plain start() fires in the next iteration: `after` and `repeat` are zero).
+  Timer(Loop& loop, deferred_t, Callback callback);
   /// Stops the watcher.
   ~Timer() override = default;
 
   /// New timeout and repeat; restarts the timer if it was active (counting `after` from now).
   /// Throws: the constructor's checks.
   void set(Duration after, Duration repeat = Duration::zero());
+  /// start() with the parameters it has (the overloads below set them first).
+  using Watcher::start;
+  /// set(after, repeat), then start(): ev++.h's start(after, repeat).
+  /// Throws: std::logic_error if its Loop is gone (changing nothing); the constructor's checks.
+  void start(Duration after, Duration repeat = Duration::zero()) {
+    require_attached("start(after, repeat)");
+    set(after, repeat);
+    start();
+  }
 
   /// ev_timer_again: with a non-zero repeat, (re)starts the timer to fire `repeat` from now;
   /// with a zero repeat, stops it.
