@@ -2,10 +2,12 @@
 // evcxx watchers on one loop.
 //
 // What it shows:
-// - CURLMOPT_SOCKETFUNCTION gets one evcxx::Io per socket: created when curl first asks for it,
-//   changed with set() when curl wants other events (CURL_POLL_NONE: none for a while), destroyed
-//   on CURL_POLL_REMOVE; each readiness goes back to curl_multi_socket_action();
-// - CURLMOPT_TIMERFUNCTION drives one evcxx::Timer (-1 stops it);
+// - CURLMOPT_SOCKETFUNCTION gets one evcxx::Io per socket: created deferred (no descriptor yet)
+//   and start(fd, events)ed when curl first asks for it, changed with set() when curl wants other
+//   events (CURL_POLL_NONE is an empty IoEvents: wait for nothing for a while), destroyed on
+//   CURL_POLL_REMOVE; each readiness goes back to curl_multi_socket_action();
+// - CURLMOPT_TIMERFUNCTION drives one evcxx::Timer, created deferred and start(after)ed with
+//   curl's timeout (-1 stops it);
 // - every curl callback body (socket, timer, write) runs inside loop.call_guarded(), so that an
 //   exception never unwinds through libcurl's C frames;
 // - the loop finishes on its own once the last transfer is done and curl has let go of its sockets.
@@ -46,18 +48,6 @@ struct Options {
   std::uint64_t max_size = 3 << 20;
   std::size_t parallel = 64;
 };
-
-// TEMPORARY until Loop::call_guarded() lands: keeps exceptions out of libcurl's C frames.
-template <class Body>
-bool call_guarded(evcxx::Loop&, Body&& body) noexcept {
-  try {
-    body();
-    return true;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "http_fetch: %s\n", error.what());
-    return false;
-  }
-}
 
 // Byte `offset` of the pattern for `seed` (see the header comment).
 std::uint8_t expected_byte(std::uint64_t seed, std::uint64_t offset) {
@@ -118,7 +108,7 @@ class Fetcher {
   Fetcher(evcxx::Loop& loop, std::size_t parallel)
       : loop_(loop),
         multi_(curl_multi_init()),
-        timer_(loop, evcxx::deferred, Seconds(0.0), [this] { on_timeout(); }),
+        timer_(loop, evcxx::deferred, [this] { on_timeout(); }),
         parallel_(parallel) {
     if (multi_ == nullptr) throw std::runtime_error("http_fetch: curl_multi_init failed");
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Fetcher::on_socket_c);
@@ -163,17 +153,17 @@ class Fetcher {
   // The C callbacks: each finds its object and runs the body under the loop's guard.
   static int on_socket_c(CURL*, curl_socket_t socket, int what, void* self, void*) {
     Fetcher& fetcher = *static_cast<Fetcher*>(self);
-    return call_guarded(fetcher.loop_, [&] { fetcher.on_socket(socket, what); }) ? 0 : -1;
+    return fetcher.loop_.call_guarded([&] { fetcher.on_socket(socket, what); }) ? 0 : -1;
   }
   static int on_timer_c(CURLM*, long timeout_ms, void* self) {
     Fetcher& fetcher = *static_cast<Fetcher*>(self);
-    return call_guarded(fetcher.loop_, [&] { fetcher.on_timer(timeout_ms); }) ? 0 : -1;
+    return fetcher.loop_.call_guarded([&] { fetcher.on_timer(timeout_ms); }) ? 0 : -1;
   }
   static std::size_t on_write_c(char* data, std::size_t size, std::size_t count, void* target) {
     Transfer& transfer = *static_cast<Transfer*>(target);
     bool keep = false;
     const bool returned =
-        call_guarded(*transfer.loop, [&] { keep = transfer.receive(data, size * count); });
+        transfer.loop->call_guarded([&] { keep = transfer.receive(data, size * count); });
     return returned && keep ? size * count : 0;
   }
 
@@ -186,29 +176,23 @@ class Fetcher {
     evcxx::IoEvents events;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= evcxx::IoEvent::readable;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= evcxx::IoEvent::writable;
-    auto found = sockets_.find(socket);
-    if (events.empty()) {  // CURL_POLL_NONE: wait for nothing until curl asks again
-      if (found != sockets_.end()) found->second->stop();
-      return;
-    }
-    if (found == sockets_.end()) {
-      sockets_.emplace(socket, std::make_unique<evcxx::Io>(loop_, socket, events,
-                                                           [this, socket](evcxx::IoEvents fired) {
-                                                             on_ready(socket, fired);
-                                                           }));
+    std::unique_ptr<evcxx::Io>& io = sockets_[socket];
+    if (io == nullptr) {
+      io = std::make_unique<evcxx::Io>(
+          loop_, evcxx::deferred,
+          [this, socket](evcxx::IoEvents fired) { on_ready(socket, fired); });
+      io->start(socket, events);
       if (sockets_.size() > most_sockets_) most_sockets_ = sockets_.size();
-      return;
+    } else {
+      io->set(socket, events);  // CURL_POLL_NONE: empty, it waits for nothing until curl asks again
     }
-    found->second->set(socket, events);
-    if (!found->second->active()) found->second->start();
   }
 
   void on_timer(long timeout_ms) {
     if (timeout_ms < 0) {
       timer_.stop();
     } else {  // 0 too: curl must not be called back from inside its own callback
-      timer_.set(Seconds(static_cast<double>(timeout_ms) / 1000.0));
-      timer_.start();
+      timer_.start(Seconds(static_cast<double>(timeout_ms) / 1000.0));
     }
   }
 

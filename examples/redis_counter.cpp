@@ -65,18 +65,6 @@ struct ShuttingDown : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// TEMPORARY until Loop::call_guarded() lands: keeps exceptions out of hiredis's C frames.
-template <class Body>
-bool call_guarded(evcxx::Loop&, Body&& body) noexcept {
-  try {
-    body();
-    return true;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "redis_counter: %s\n", error.what());
-    return false;
-  }
-}
-
 enum class Kind { incr, publish, get };
 
 struct Request {
@@ -224,19 +212,19 @@ class RedisClient {
   static void on_reply_c(redisAsyncContext* context, void* reply, void* data) {
     std::unique_ptr<Request> request(static_cast<Request*>(data));
     RedisClient& self = of(context);
-    call_guarded(self.loop_, [&] { self.on_reply(*request, static_cast<redisReply*>(reply)); });
+    self.loop_.call_guarded([&] { self.on_reply(*request, static_cast<redisReply*>(reply)); });
   }
   static void on_message_c(redisAsyncContext* context, void* reply, void*) {
     RedisClient& self = of(context);
-    call_guarded(self.loop_, [&] { self.on_message(static_cast<redisReply*>(reply)); });
+    self.loop_.call_guarded([&] { self.on_message(static_cast<redisReply*>(reply)); });
   }
   static void on_connect_c(const redisAsyncContext* context, int status) {
     RedisClient& self = of(context);
-    call_guarded(self.loop_, [&] { self.on_connect(context, status); });
+    self.loop_.call_guarded([&] { self.on_connect(context, status); });
   }
   static void on_disconnect_c(const redisAsyncContext* context, int status) {
     RedisClient& self = of(context);
-    call_guarded(self.loop_, [&] { self.on_disconnect(context, status); });
+    self.loop_.call_guarded([&] { self.on_disconnect(context, status); });
   }
 
   void on_reply(Request& request, const redisReply* reply) {
