@@ -141,6 +141,7 @@ class Fetcher {
       curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Fetcher::on_write_c);
       curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
       curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(easy, CURLOPT_FAILONERROR, 1L);  // an error page is not the pattern
       curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 10L);
       transfer.loop = &loop_;
       transfer.done = false;

@@ -5,6 +5,7 @@
 # 1. 64 concurrent transfers of 0 bytes to 4 MiB: every one must arrive complete and correct.
 #    The same, 8 at a time.
 # 2. Against a server that gets one byte wrong in one transfer: http_fetch must notice and fail.
+# 3. Transfers answered with HTTP 404 fail too.
 set -euo pipefail
 example=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,5 +70,13 @@ fetch --transfers 8 --max-size 100000 >"$tmp/example.out" 2>&1 || status=$?
 grep -q '^FAILED http://.*/pattern/5/[0-9]*: .*, wrong byte at offset [0-9]*$' "$tmp/example.out" ||
   fail "the wrong byte was not reported"
 grep -q '^summary: 7 of 8 transfers complete' "$tmp/example.out" || fail "not 7 of 8 complete"
+cat "$tmp/example.out"
+
+# 3. Answers other than 200 fail the transfer.
+status=0
+timeout -s KILL 60 "$example" --base "http://127.0.0.1:$port/missing" --transfers 4 \
+  >"$tmp/example.out" 2>&1 || status=$?
+[[ $status -eq 1 ]] || fail "exit status $status with HTTP 404s, expected 1"
+[[ $(grep -c '^FAILED .*, HTTP 404, ' "$tmp/example.out") -eq 4 ]] || fail "the 404s were not reported"
 cat "$tmp/example.out"
 echo "PASS"
