@@ -39,8 +39,8 @@ start_server() {
   echo "http_fetch_server.py $* on 127.0.0.1:$port"
 }
 
-# Bounds every run of the example: killed after 60 s.
-fetch() { timeout -s KILL 60 "$example" --base "http://127.0.0.1:$port" "$@"; }
+# Bounds every run of the example: killed after 20 s.
+fetch() { timeout -s KILL 20 "$example" --base "http://127.0.0.1:$port" "$@"; }
 
 transfers=64
 start_server
@@ -74,7 +74,7 @@ cat "$tmp/example.out"
 
 # 3. Answers other than 200 fail the transfer.
 status=0
-timeout -s KILL 60 "$example" --base "http://127.0.0.1:$port/missing" --transfers 4 \
+timeout -s KILL 20 "$example" --base "http://127.0.0.1:$port/missing" --transfers 4 \
   >"$tmp/example.out" 2>&1 || status=$?
 [[ $status -eq 1 ]] || fail "exit status $status with HTTP 404s, expected 1"
 [[ $(grep -c '^FAILED .*, HTTP 404, ' "$tmp/example.out") -eq 4 ]] || fail "the 404s were not reported"

@@ -485,7 +485,16 @@ Options parse(int argc, char** argv) {
 }
 
 int run(const Options& options) {
-  evcxx::LoopThread thread("redis-loop");
+  // What the loop thread caught: exceptions from hiredis callbacks (call_guarded) and from tasks.
+  int loop_errors = 0;
+  evcxx::LoopThread thread("redis-loop", [&loop_errors](std::exception_ptr error) {
+    ++loop_errors;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& caught) {
+      std::fprintf(stderr, "redis_counter: on the loop thread: %s\n", caught.what());
+    }
+  });
   std::unique_ptr<RedisClient> client =
       thread.submit([&] { return std::make_unique<RedisClient>(thread.loop(), options); }).get();
 
@@ -528,7 +537,7 @@ int run(const Options& options) {
     total.refused += tally.refused;
     total.failed += tally.failed;
   }
-  const bool ok = started && total.failed == 0 && client->failed() == 0 &&
+  const bool ok = started && loop_errors == 0 && total.failed == 0 && client->failed() == 0 &&
                   total.answered == client->incr_replies() &&
                   client->incr_replies() == client->incr_sent() &&
                   client->final_value() == client->incr_replies() && client->values_unique() &&
@@ -546,6 +555,7 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // hiredis writes with write(): a lost server must not kill us
   try {
     return run(parse(argc, argv));
   } catch (const std::exception& error) {

@@ -42,7 +42,7 @@ start_server() {
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
       --daemonize no --logfile "$tmp/server.log" &
     server_pid=$!
-    for ((tries = 0; tries < 100; tries++)); do  # up to 5 s
+    for ((tries = 0; tries < 40; tries++)); do  # up to 2 s
       [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]] && return 0
       kill -0 "$server_pid" 2>/dev/null || break
       sleep 0.05
@@ -62,8 +62,9 @@ server_counter() {
   redis-cli -p "$port" get "$key"
 }
 
-# Bounds every run of the example: killed after 30 s.
-example=(timeout -s KILL 30 "$example")
+# Bounds every run of the example: killed after 20 s (with the server's start, the test takes
+# less than 30 s whatever happens).
+example=(timeout -s KILL 20 "$example")
 
 start_server
 echo "redis-server on 127.0.0.1:$port"
@@ -93,7 +94,7 @@ case $scenario in
     exec {from_example}<&"${EXAMPLE[0]}"
     : >"$tmp/example.out"
     signalled=
-    while IFS= read -r -t 30 line <&"$from_example"; do
+    while IFS= read -r -t 20 line <&"$from_example"; do
       echo "$line" >>"$tmp/example.out"
       if [[ -z $signalled && $line == progress:* ]]; then
         kill -s "$signal" "$pid"
