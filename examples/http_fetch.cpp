@@ -13,13 +13,16 @@
 // - the loop finishes on its own once the last transfer is done and curl has let go of its sockets.
 //
 // Usage: http_fetch --base http://127.0.0.1:PORT [--transfers 64] [--max-size 3145728]
-//                   [--parallel 64]
+//                   [--parallel 64] [--throw-after BYTES]
 //   Transfer i downloads BASE/pattern/<i+1>/<size> (sizes from 0 to --max-size bytes), at most
 //   --parallel at a time. The server (http_fetch_server.py) answers with a deterministic pattern:
 //   the little-endian 64-bit words (seed << 40) + 0, + 1, ..., truncated to size bytes, so every
 //   byte's value depends on its offset and a lost, repeated or misplaced chunk is found. The last
 //   line is "summary: ..."; the exit status is 0 when every transfer returned HTTP 200 with
 //   exactly the expected bytes, and 1 otherwise.
+//   --throw-after BYTES shows call_guarded() at work: a write callback that has received more
+//   than BYTES throws; the exception stays out of libcurl, loop.run() rethrows it, main() reports
+//   it ("http_fetch: ...") and exits with status 2 after cleaning up.
 
 #include <curl/curl.h>
 
@@ -47,6 +50,7 @@ struct Options {
   std::size_t transfers = 64;
   std::uint64_t max_size = 3 << 20;
   std::size_t parallel = 64;
+  std::uint64_t throw_after = UINT64_MAX;
 };
 
 // Byte `offset` of the pattern for `seed` (see the header comment).
@@ -76,7 +80,8 @@ struct Transfer {
   std::uint64_t seed = 0;
   std::uint64_t size = 0;
   std::string url;
-  evcxx::Loop* loop = nullptr;  // whose thread curl calls back on, for call_guarded()
+  std::uint64_t throw_after = UINT64_MAX;  // --throw-after
+  evcxx::Loop* loop = nullptr;             // whose thread curl calls back on, for call_guarded()
   std::uint64_t received = 0;
   std::int64_t first_wrong = -1;  // offset of the first byte that differs from the pattern
   CURLcode result = CURLE_OK;
@@ -86,6 +91,10 @@ struct Transfer {
   // Checks the bytes as they arrive; false stops the transfer (it then fails with
   // CURLE_WRITE_ERROR).
   bool receive(const char* data, std::size_t length) {
+    if (received + length > throw_after) {
+      throw std::runtime_error("the write callback of " + url + " threw after " +
+                               std::to_string(received) + " bytes");
+    }
     for (std::size_t i = 0; i < length; ++i) {
       const std::uint64_t offset = received + i;
       if (offset >= size || static_cast<std::uint8_t>(data[i]) != expected_byte(seed, offset)) {
@@ -276,6 +285,8 @@ Options parse(int argc, char** argv) {
       options.max_size = std::stoull(value);
     } else if (arg == "--parallel") {
       options.parallel = std::stoul(value);
+    } else if (arg == "--throw-after") {
+      options.throw_after = std::stoull(value);
     } else {
       throw std::invalid_argument("unknown option " + arg);
     }
@@ -283,7 +294,7 @@ Options parse(int argc, char** argv) {
   if (options.base.empty() || options.parallel == 0) {
     throw std::invalid_argument(
         "usage: http_fetch --base http://127.0.0.1:PORT [--transfers 64] [--max-size 3145728] "
-        "[--parallel 64]");
+        "[--parallel 64] [--throw-after BYTES]");
   }
   return options;
 }
@@ -294,6 +305,7 @@ int run(const Options& options) {
     Transfer& transfer = transfers[i];
     transfer.seed = i + 1;
     transfer.size = size_of(i, options.max_size);
+    transfer.throw_after = options.throw_after;
     transfer.url = options.base + "/pattern/" + std::to_string(transfer.seed) + "/" +
                    std::to_string(transfer.size);
   }

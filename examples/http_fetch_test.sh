@@ -6,6 +6,7 @@
 #    The same, 8 at a time.
 # 2. Against a server that gets one byte wrong in one transfer: http_fetch must notice and fail.
 # 3. Transfers answered with HTTP 404 fail too.
+# 4. An exception thrown in a write callback ends the run with status 2, and no crash.
 set -euo pipefail
 example=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,5 +79,14 @@ timeout -s KILL 20 "$example" --base "http://127.0.0.1:$port/missing" --transfer
   >"$tmp/example.out" 2>&1 || status=$?
 [[ $status -eq 1 ]] || fail "exit status $status with HTTP 404s, expected 1"
 [[ $(grep -c '^FAILED .*, HTTP 404, ' "$tmp/example.out") -eq 4 ]] || fail "the 404s were not reported"
+cat "$tmp/example.out"
+
+# 4. An exception thrown in curl's write callback is caught by call_guarded(), rethrown by run()
+#    and reported by main(): exit status 2, no crash.
+status=0
+fetch --transfers 8 --max-size 1000000 --throw-after 100000 >"$tmp/example.out" 2>&1 || status=$?
+[[ $status -eq 2 ]] || fail "exit status $status when a write callback throws, expected 2"
+grep -q '^http_fetch: the write callback of http://.* threw after [0-9]* bytes$' \
+  "$tmp/example.out" || fail "the exception was not reported"
 cat "$tmp/example.out"
 echo "PASS"
