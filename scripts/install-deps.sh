@@ -14,8 +14,11 @@ packages=(
   clang-16 libc++-16-dev libc++abi-16-dev  # the clang tree: clang with libc++
   libbenchmark-dev           # Google Benchmark, for bench/
   libuv1-dev libboost-dev    # the libraries bench/ compares against
-  gnuplot-nox python3        # draw the benchmark plot and table (scripts/bench.sh)
+  gnuplot-nox python3        # draw the benchmark plot and table (scripts/bench.sh); the examples' test servers
   debhelper dpkg-dev lintian  # the Debian package (debian/, scripts/deb-test.sh)
+  # The C libraries examples/redis_counter and examples/http_fetch integrate with, and the Redis
+  # server their test starts on a port of its own (a redis service the package may start is unused).
+  libhiredis-dev libcurl4-openssl-dev redis-server
 )
 
 missing=()

@@ -80,8 +80,9 @@ run_tree() {
     deb) one_check deb bash scripts/deb-test.sh; return ;;  # debian/: build, lintian, consumers
   esac
   local dir="build/$name"
+  # The examples on C libraries are required: install-deps.sh installed what they need.
   local configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVCXX_BUILD_TESTS=ON -DEVCXX_BUILD_EXAMPLES=ON
-    -DEVCXX_WERROR=ON)
+    -DEVCXX_REQUIRE_C_EXAMPLES=ON -DEVCXX_WERROR=ON)
   local runner=(env)
   # The portable platform layer on Linux: the tests only, to keep the run short.
   if [[ $name == posix* ]]; then
