@@ -7,7 +7,8 @@
 #   <!-- check: ev++.h|evcxx program NAME [after PART] -->          a whole program: compiled and run
 #   <!-- check: ev++.h|evcxx fragment -->             declarations, compiled after the page's includes
 #   <!-- check: ev++.h|evcxx fragment(PARAMETERS) --> statements, compiled as a function's body
-# A ```cpp block without such a comment fails the test.
+# A ```cpp block without such a comment fails the test, and so does a function, type, constant or
+# watcher class of libev's ev++.h (EVPP_HEADER) that the page does not name.
 cmake_minimum_required(VERSION 3.16)
 include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
 split_bars(INCLUDE_FLAGS)        # evcxx's headers and libev's
