@@ -66,12 +66,12 @@ Task<long> measure(Loop& loop, Loop& other, int fd, evcxx::WaitableEvent& event)
 }
 
 TEST(CoroAlloc, NoAllocationPerCoAwait) {
-  evcxx::LoopThread home("coro-home");
-  evcxx::LoopThread other("coro-other");
-  evcxx_test::Pipe pipe;
+  evcxx_test::Pipe pipe;  // outlives the loop threads, which may still touch its descriptors
   evcxx_test::write_all(pipe.write.get(), "x");  // stays readable
   evcxx::WaitableEvent event;
   event.set();
+  evcxx::LoopThread home("coro-home");
+  evcxx::LoopThread other("coro-other");
   evcxx::Task<long> task = measure(home.loop(), other.loop(), pipe.read.get(), event);
   auto future = evcxx::spawn_future(home.loop(), std::move(task));
   ASSERT_EQ(future.wait_for(evcxx_test::kPatience), std::future_status::ready);

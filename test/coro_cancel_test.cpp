@@ -135,11 +135,11 @@ TEST(CoroCancel, AStopTokenCancelsASuspendedTaskOnTheLoopThread) {
 }
 
 TEST(CoroCancel, AStopTokenCancelsFromAnotherThread) {
-  LoopThread thread("coro-stop");
   Counts counts;
-  evcxx_test::Pipe pipe;
+  evcxx_test::Pipe pipe;  // outlives the loop thread, which may still touch its descriptors
   std::stop_source stop;
   evcxx::WaitableEvent suspended;
+  LoopThread thread("coro-stop");
   auto body = [](Loop& l, int fd, Counts& c, evcxx::WaitableEvent& s) -> Task<int> {
     Probe mine(c);
     s.set();

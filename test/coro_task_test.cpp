@@ -131,10 +131,12 @@ TEST(CoroTask, SpawnedFromAnotherThreadItRunsAndResumesOnTheLoopThread) {
 }
 
 TEST(CoroTask, UntilSetResumesOnTheLoopThreadNotTheSetters) {
-  LoopThread thread("coro-event");
-  const std::thread::id loop_id = thread_of(thread);
+  // Declared first: the loop thread may still touch the event's descriptor (libev unregisters it
+  // lazily) until the thread has ended.
   evcxx::WaitableEvent event;
   evcxx::WaitableEvent waiting;
+  LoopThread thread("coro-event");
+  const std::thread::id loop_id = thread_of(thread);
   auto body = [](Loop& l, evcxx::WaitableEvent& e,
                  evcxx::WaitableEvent& w) -> Task<std::thread::id> {
     w.set();
