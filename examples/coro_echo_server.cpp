@@ -26,7 +26,6 @@
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -134,7 +133,7 @@ Task<> acceptor(Loop& loop, Fd listener, Options options, evcxx::LoopPool* pool,
   }
 }
 
-Task<> stopper(Loop& loop, std::stop_source& stop_accepting, Shutdown& shutdown) {
+Task<> stopper(Loop& loop, evcxx::StopSource& stop_accepting, Shutdown& shutdown) {
   auto next = [](Loop& l, int signum) -> Task<int> {
     co_return co_await evcxx::next_signal(l, signum);
   };
@@ -200,7 +199,7 @@ int main(int argc, char** argv) {
     if (options.threads > 0) pool = std::make_unique<evcxx::LoopPool>(options.threads, "coro-echo");
     Fd listener = listen_on(options.port);
     const std::uint16_t port = port_of(listener.get());
-    std::stop_source stop_accepting;
+    evcxx::StopSource stop_accepting;
     evcxx::spawn(loop, stopper(loop, stop_accepting, shutdown));
     evcxx::spawn(loop, acceptor(loop, std::move(listener), options, pool.get(), shutdown),
                  stop_accepting.get_token());

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <future>
 #include <memory>
-#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -121,9 +120,9 @@ TEST(CoroCancel, AStopTokenCancelsASuspendedTaskOnTheLoopThread) {
   evcxx_test::Bound deadline(loop);
   Counts counts;
   evcxx_test::Pipe pipe;
-  std::stop_source stop;
+  evcxx::StopSource stop;
   evcxx::spawn(loop, nested_forever(loop, pipe.read.get(), counts), stop.get_token());
-  evcxx::spawn(loop, [](Loop& l, std::stop_source& s) -> Task<> {
+  evcxx::spawn(loop, [](Loop& l, evcxx::StopSource& s) -> Task<> {
     co_await evcxx::sleep_for(l, 0s);
     s.request_stop();
   }(loop, stop));
@@ -137,7 +136,7 @@ TEST(CoroCancel, AStopTokenCancelsASuspendedTaskOnTheLoopThread) {
 TEST(CoroCancel, AStopTokenCancelsFromAnotherThread) {
   Counts counts;
   evcxx_test::Pipe pipe;  // outlives the loop thread, which may still touch its descriptors
-  std::stop_source stop;
+  evcxx::StopSource stop;
   evcxx::WaitableEvent suspended;
   LoopThread thread("coro-stop");
   auto body = [](Loop& l, int fd, Counts& c, evcxx::WaitableEvent& s) -> Task<int> {
@@ -167,7 +166,7 @@ TEST(CoroCancel, AStopTokenCancelsFromAnotherThread) {
 TEST(CoroCancel, AStopRequestedBeforeTheStartDestroysTheTaskUnrun) {
   Loop loop;
   Counts counts;
-  std::stop_source stop;
+  evcxx::StopSource stop;
   stop.request_stop();
   evcxx::spawn(
       loop, [](Loop& l, Counts& c) -> Task<> { co_await suspended_forever(l, c); }(loop, counts),

@@ -10,4 +10,5 @@
 
 #include "evcxx/coro/awaitables.hpp"
 #include "evcxx/coro/combinators.hpp"
+#include "evcxx/coro/stop_token.hpp"
 #include "evcxx/coro/task.hpp"

@@ -33,6 +33,15 @@
 
 EVCXX_BEGIN_NAMESPACE
 
+// Thread-safety, for every awaitable below: co_await it in a Task running on the loop it names
+// (std::logic_error otherwise); the Task resumes on that loop's thread only. resume_on() and
+// submit() are the ways to another thread.
+// Lifetime: an awaitable is co_awaited where it is made (`co_await sleep_for(loop, 1s)`): the
+// awaiter, with its watcher, lives in the coroutine frame until the co_await returns, and is
+// destroyed with the frame (its watcher stopped) when the Task is cancelled. The Loop must
+// outlive the co_await, and a descriptor it watches must stay open until the loop stopped
+// watching it (libev unregisters it lazily, in the loop's next iteration).
+
 /// What co_await child_exit() gives: the waitpid() status of the child that terminated.
 struct ChildExit {
   pid_t pid = 0;   ///< the child

@@ -15,12 +15,12 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <stop_token>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "evcxx/coro/stop_token.hpp"
 #include "evcxx/detail/watcher_link.hpp"
 #include "evcxx/io.hpp"
 #include "evcxx/loop.hpp"
@@ -29,6 +29,7 @@ EVCXX_BEGIN_NAMESPACE
 
 /// What waits for a task's result gets this when the task was cancelled (by a std::stop_token, a
 /// when_any, a with_timeout or the destruction of the Loop it was suspended on) before finishing.
+/// Thread-safety: an exception object, as std::runtime_error.
 class Cancelled : public std::runtime_error {
  public:
   /// "evcxx: the task was cancelled".
@@ -242,7 +243,7 @@ class Root {
     check.root = nullptr;
     release();
   }
-  void watch(std::stop_token stop) {
+  void watch(StopToken stop) {
     if (stop.stop_possible()) stop_callback_.emplace(std::move(stop), StopRequest{this});
   }
   std::coroutine_handle<> handle() const noexcept { return handle_; }
@@ -309,7 +310,7 @@ class Root {
   std::atomic<Loop*> loop_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<int> refs_{1};
-  std::optional<std::stop_callback<StopRequest>> stop_callback_;
+  std::optional<StopCallback<StopRequest>> stop_callback_;
   Registry* registry_ = nullptr;  // loop thread
   Root* prev_ = nullptr;          // in registry_'s list
   Root* next_ = nullptr;
@@ -566,7 +567,8 @@ std::coroutine_handle<Promise<T>> take_unstarted(Task<T>& task, const char* what
 /// Runs `task` on `loop`'s thread, from its next wake-up; returns at once.
 ///
 /// An exception that escapes the task is handled like a callback's: run() rethrows it on the loop
-/// thread (a LoopThread's error handler gets it). A stop requested on `stop` (from any thread)
+/// thread (a LoopThread's error handler gets it). A stop requested on `stop` (a std::stop_token;
+/// evcxx::StopToken is that, or its stand-in where the library lacks one) from any thread
 /// cancels the task: the loop it is on destroys its frame without resuming it. So does the
 /// destruction of the Loop it is suspended on.
 /// Thread-safety: ANY thread (as Loop::post()).
@@ -574,7 +576,7 @@ std::coroutine_handle<Promise<T>> take_unstarted(Task<T>& task, const char* what
 /// LoopStopped (the task destroyed unrun) when the loop's LoopThread was stopped; std::bad_alloc.
 /// Lifetime: the Loop must outlive the call, and a stop request made while the task runs (the
 /// request posts to the loop the task is on).
-inline void spawn(Loop& loop, Task<> task, std::stop_token stop = {}) {
+inline void spawn(Loop& loop, Task<> task, StopToken stop = {}) {
   auto handle = detail::coro::take_unstarted(task, "spawn()");
   detail::coro::Root* root = nullptr;
   try {
