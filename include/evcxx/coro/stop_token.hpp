@@ -111,7 +111,7 @@ class StopState {
 
 }  // namespace detail::coro
 
-/// What std::stop_token offers, for standard libraries without <stop_token>.
+/// What std::stop_token offers, for standard libraries without `<stop_token>`.
 /// Thread-safety: ANY thread, as std::stop_token.
 class StopToken {
  public:
@@ -131,7 +131,7 @@ class StopToken {
   std::shared_ptr<detail::coro::StopState> state_;
 };
 
-/// What std::stop_source offers, for standard libraries without <stop_token>.
+/// What std::stop_source offers, for standard libraries without `<stop_token>`.
 /// Thread-safety: ANY thread.
 class StopSource {
  public:
@@ -148,7 +148,7 @@ class StopSource {
   std::shared_ptr<detail::coro::StopState> state_;
 };
 
-/// What std::stop_callback offers, for standard libraries without <stop_token>: runs callback
+/// What std::stop_callback offers, for standard libraries without `<stop_token>`: runs callback
 /// once a stop is requested (at once, if it was already).
 /// Lifetime: the destructor waits for the callback running on another thread to return.
 template <class Callback>

@@ -486,6 +486,7 @@ class [[nodiscard]] Task {
   /// What `co_await task` does: runs it inside the awaiting Task.
   class Awaiter {
    public:
+    /// Awaits the coroutine `handle` (the Task keeps it).
     explicit Awaiter(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
     /// Throws: std::logic_error for an empty Task.
     bool await_ready() const {
