@@ -95,6 +95,41 @@ TEST(CoroCancel, WhenAnyDestroysTheLosersBeforeItReturns) {
   EXPECT_EQ(counts.resumed.load(), 0);
 }
 
+// Named tasks, and the probe read inside the co_await's full-expression: only the combinator's
+// destruction of the losers before it returns can have run their destructors by then.
+TEST(CoroCancel, WhenAnyDestroysNamedLosersBeforeItReturns) {
+  Loop loop;
+  evcxx_test::Bound deadline(loop);
+  Counts counts;
+  int alive_at_return = -1;
+  bool losers_reset = false;
+  evcxx::spawn(loop, [](Loop& l, Counts& c, int& alive, bool& reset) -> Task<> {
+    auto quick = [](Loop& lp) -> Task<int> {
+      co_await evcxx::sleep_for(lp, 0s);
+      co_return 7;
+    };
+    Task<int> slow_a = suspended_forever(l, c);
+    Task<int> fast = quick(l);
+    Task<int> slow_b = suspended_forever(l, c);
+    // A braced list runs left to right: c.alive() runs right after the co_await returned, before
+    // the end of the full-expression destroys the awaiter.
+    struct Seen {
+      std::variant<int, int, int> first;
+      int alive;
+    } seen{co_await evcxx::when_any(slow_a, fast, slow_b), c.alive()};
+    alive = seen.alive;
+    reset = !slow_a.valid() && !slow_b.valid() && fast.valid();
+    EXPECT_EQ(std::get<1>(seen.first), 7);
+  }(loop, counts, alive_at_return, losers_reset));
+  loop.run();
+  EXPECT_FALSE(deadline.expired());
+  EXPECT_EQ(alive_at_return, 0);
+  EXPECT_TRUE(losers_reset);
+  EXPECT_EQ(counts.made.load(), 4);
+  EXPECT_EQ(counts.destroyed.load(), 4);
+  EXPECT_EQ(counts.resumed.load(), 0);
+}
+
 TEST(CoroCancel, WithTimeoutDestroysTheTaskBeforeItReturns) {
   Loop loop;
   evcxx_test::Bound deadline(loop);
@@ -102,9 +137,13 @@ TEST(CoroCancel, WithTimeoutDestroysTheTaskBeforeItReturns) {
   int alive_at_return = -1;
   bool empty = false;
   evcxx::spawn(loop, [](Loop& l, Counts& c, int& alive, bool& e) -> Task<> {
-    std::optional<int> r = co_await evcxx::with_timeout(l, 1ms, suspended_forever(l, c));
-    alive = c.alive();
-    e = !r.has_value();
+    // Read inside the full-expression (a braced list runs left to right), before the awaiter dies.
+    struct Seen {
+      std::optional<int> result;
+      int alive;
+    } seen{co_await evcxx::with_timeout(l, 1ms, suspended_forever(l, c)), c.alive()};
+    alive = seen.alive;
+    e = !seen.result.has_value();
   }(loop, counts, alive_at_return, empty));
   loop.run();
   EXPECT_FALSE(deadline.expired());
