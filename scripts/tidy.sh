@@ -31,6 +31,9 @@ printf '%s\n' "${sources[@]}" |
 # package tests' job).
 echo '#include <evcxx/evcxx.hpp>' >build/tidy/all_headers.cpp
 "$tidy" --quiet build/tidy/all_headers.cpp -- -x c++ -std=c++17 -Iinclude >>"$log" 2>&1 || status=1
+# The coroutine layer (C++20, not in the umbrella header).
+echo '#include <evcxx/coro.hpp>' >build/tidy/coro_headers.cpp
+"$tidy" --quiet build/tidy/coro_headers.cpp -- -x c++ -std=c++20 -Iinclude >>"$log" 2>&1 || status=1
 if ((status != 0)) || grep -q 'error:\|warning:' "$log"; then
   grep -A3 'error:\|warning:' "$log" >&2 || cat "$log" >&2
   echo "scripts/tidy.sh: clang-tidy found problems (full log: $log)" >&2

@@ -10,7 +10,8 @@ macro(expect_file path)
   endif()
 endmacro()
 
-file(GLOB headers RELATIVE "${EVCXX_SOURCE_DIR}/include" "${EVCXX_SOURCE_DIR}/include/evcxx/*.hpp")
+file(GLOB headers RELATIVE "${EVCXX_SOURCE_DIR}/include" "${EVCXX_SOURCE_DIR}/include/evcxx/*.hpp"
+     "${EVCXX_SOURCE_DIR}/include/evcxx/coro/*.hpp")
 if(NOT headers)
   string(APPEND problems "  no headers found in ${EVCXX_SOURCE_DIR}/include/evcxx\n")
 endif()
@@ -31,6 +32,7 @@ foreach(file evcxxConfig.cmake evcxxConfigVersion.cmake "${TARGETS_FILE}" FindLi
   expect_file("${LIBDIR}/cmake/evcxx/${file}")
 endforeach()
 expect_file("${LIBDIR}/pkgconfig/evcxx.pc")
+expect_file("${LIBDIR}/pkgconfig/evcxx-coro.pc")
 
 # The installed package must be relocatable: no absolute path into the trees it was built from.
 file(GLOB_RECURSE package_files "${PREFIX}/${LIBDIR}/cmake/*" "${PREFIX}/${LIBDIR}/pkgconfig/*")

@@ -7,3 +7,4 @@ split_bars(CONSUMER_ARGS)
 configure_and_build("${CMAKE_CURRENT_LIST_DIR}/consumer" "${WORK_DIR}/build"
                     "-DEVCXX_CONSUME=${CONSUME}" ${CONSUMER_ARGS})
 run("consumer program" COMMAND "${WORK_DIR}/build/app")
+run("coroutine consumer program" COMMAND "${WORK_DIR}/build/coro_app")

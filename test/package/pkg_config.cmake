@@ -24,3 +24,14 @@ run("compile and link" COMMAND "${CXX_COMPILER}" -std=c++17 -Wall -Wextra -Werro
 # users do for a non-system prefix.
 set(ENV{LD_LIBRARY_PATH} "${PREFIX}/${LIBDIR}")
 run("consumer program" COMMAND "${WORK_DIR}/app")
+
+# The coroutine layer: `pkg-config evcxx-coro` brings evcxx and C++20.
+execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs ${PKG_CONFIG_ARGS} evcxx-coro
+                OUTPUT_VARIABLE coro_flags RESULT_VARIABLE result OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "pkg-config --cflags --libs ${PKG_CONFIG_ARGS} evcxx-coro failed (${result})")
+endif()
+separate_arguments(coro_flags UNIX_COMMAND "${coro_flags}")
+run("compile and link the coroutine consumer" COMMAND "${CXX_COMPILER}" -Wall -Wextra -Werror
+    "${CMAKE_CURRENT_LIST_DIR}/consumer/coro_main.cpp" -o "${WORK_DIR}/coro_app" ${coro_flags})
+run("coroutine consumer program" COMMAND "${WORK_DIR}/coro_app")

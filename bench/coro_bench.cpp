@@ -1,0 +1,172 @@
+// evcxx::coro's cost, side by side in one binary:
+//  - a co_await sleep_for(loop, 0s) and a co_await readable(loop, fd) resumption against the same
+//    wait written with a callback (goal: at most 1.3x the callback's time);
+//  - a resume_on round trip between two loop threads against Boost.Asio's co_spawn + post round
+//    trip between two io_context threads.
+// Each benchmark iteration is a batch of kBatch waits (or round trips); items/s counts single ones.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <future>
+#include <stdexcept>
+#include <thread>
+
+#include <evcxx/coro.hpp>
+#include <evcxx/evcxx.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kBatch = 1000;
+
+// A pipe that stays readable (one byte never read).
+struct ReadablePipe {
+  int fds[2] = {-1, -1};
+  ReadablePipe() {
+    if (::pipe(fds) != 0 || ::write(fds[1], "x", 1) != 1) throw std::runtime_error("pipe");
+  }
+  ~ReadablePipe() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+};
+
+void BM_Callback_Timer0(benchmark::State& state) {
+  evcxx::Loop loop;
+  int left = 0;
+  evcxx::Timer timer(loop, evcxx::deferred, 0s, [&] {
+    if (--left > 0) timer.start();
+  });
+  for (auto _ : state) {
+    left = kBatch;
+    timer.start();
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Callback_Timer0);
+
+evcxx::Task<> sleeps(evcxx::Loop& loop) {
+  for (int i = 0; i < kBatch; ++i) co_await evcxx::sleep_for(loop, 0s);
+}
+
+void BM_Coro_SleepFor0(benchmark::State& state) {
+  evcxx::Loop loop;
+  for (auto _ : state) {
+    evcxx::spawn(loop, sleeps(loop));
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Coro_SleepFor0);
+
+// An Io left active: each iteration of the loop calls it once (the pipe stays readable).
+void BM_Callback_Readable(benchmark::State& state) {
+  evcxx::Loop loop;
+  ReadablePipe pipe;
+  int left = 0;
+  evcxx::Io io(loop, evcxx::deferred, pipe.fds[0], evcxx::IoEvent::readable, [&](evcxx::IoEvents) {
+    if (--left == 0) io.stop();
+  });
+  for (auto _ : state) {
+    left = kBatch;
+    io.start();
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Callback_Readable);
+
+// The callback written as the coroutine behaves: one wait per start, stopped when it fired.
+void BM_Callback_ReadableOneShot(benchmark::State& state) {
+  evcxx::Loop loop;
+  ReadablePipe pipe;
+  int left = 0;
+  evcxx::Io io(loop, evcxx::deferred, pipe.fds[0], evcxx::IoEvent::readable, [&](evcxx::IoEvents) {
+    io.stop();
+    if (--left > 0) io.start();
+  });
+  for (auto _ : state) {
+    left = kBatch;
+    io.start();
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Callback_ReadableOneShot);
+
+evcxx::Task<> reads(evcxx::Loop& loop, int fd) {
+  for (int i = 0; i < kBatch; ++i) co_await evcxx::readable(loop, fd);
+}
+
+void BM_Coro_Readable(benchmark::State& state) {
+  evcxx::Loop loop;
+  ReadablePipe pipe;
+  for (auto _ : state) {
+    evcxx::spawn(loop, reads(loop, pipe.fds[0]));
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Coro_Readable);
+
+evcxx::Task<> ping_pong(evcxx::LoopThread& a, evcxx::LoopThread& b, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await evcxx::resume_on(b);
+    co_await evcxx::resume_on(a);
+  }
+}
+
+void BM_Coro_ResumeOnRoundTrip(benchmark::State& state) {
+  evcxx::LoopThread a("bench-a");
+  evcxx::LoopThread b("bench-b");
+  for (auto _ : state) {
+    auto done = evcxx::spawn_future(a.loop(), ping_pong(a, b, kBatch));
+    done.get();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Coro_ResumeOnRoundTrip)->UseRealTime();
+
+boost::asio::awaitable<void> asio_ping_pong(boost::asio::io_context& a, boost::asio::io_context& b,
+                                            int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await boost::asio::post(b, boost::asio::use_awaitable);
+    co_await boost::asio::post(a, boost::asio::use_awaitable);
+  }
+}
+
+void BM_Asio_CoSpawnPostRoundTrip(benchmark::State& state) {
+  boost::asio::io_context a(1);
+  boost::asio::io_context b(1);
+  auto guard_a = boost::asio::make_work_guard(a);
+  auto guard_b = boost::asio::make_work_guard(b);
+  std::thread ta([&] { a.run(); });
+  std::thread tb([&] { b.run(); });
+  for (auto _ : state) {
+    std::promise<void> finished;
+    boost::asio::co_spawn(a, asio_ping_pong(a, b, kBatch),
+                          [&](std::exception_ptr) { finished.set_value(); });
+    finished.get_future().get();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  guard_a.reset();
+  guard_b.reset();
+  a.stop();
+  b.stop();
+  ta.join();
+  tb.join();
+}
+BENCHMARK(BM_Asio_CoSpawnPostRoundTrip)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
