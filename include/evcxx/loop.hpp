@@ -62,8 +62,10 @@ using Timestamp = Clock::time_point;
 
 /// How run() runs: ev_run()'s flags.
 enum class Run : int {
-  until_done = 0,         ///< until no active watchers remain or the loop is broken
-  once = EVRUN_ONCE,      ///< one iteration, blocking until at least one event
+  until_done = 0,  ///< until no active watchers remain or the loop is broken
+  /// One iteration, blocking until at least one event; the event may be libev's own (a
+  /// wake-up caught half-way), so no callback need have run: loop until what you wait for came.
+  once = EVRUN_ONCE,
   nowait = EVRUN_NOWAIT,  ///< one iteration, never blocking
 };
 
