@@ -113,6 +113,7 @@ for kind in shared static; do
     fail "find_package(evcxx) consumer ($kind)"
   fi
   run_consumer "find_package ($kind)" "$kind" "$build/app"
+  "$build/coro_app" >&2 || fail "find_package ($kind): the evcxx::coro program failed"
   if [[ $kind == shared ]]; then
     needs_shared "find_package ($kind)" "$build/app" yes
   else
