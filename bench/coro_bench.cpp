@@ -1,6 +1,7 @@
 // evcxx::coro's cost, side by side in one binary:
-//  - a co_await sleep_for(loop, 0s) and a co_await readable(loop, fd) resumption against the same
-//    wait written with a callback (goal: at most 1.3x the callback's time);
+//  - a co_await sleep_for(loop, 0s), a co_await readable(loop, fd) and a co_await of an IoWatch
+//    resumption against the same wait written with a callback (goal: at most 1.3x the callback's
+//    time);
 //  - a resume_on round trip between two loop threads against Boost.Asio's co_spawn + post round
 //    trip between two io_context threads.
 // Each benchmark iteration is a batch of kBatch waits (or round trips); items/s counts single ones.
@@ -117,6 +118,24 @@ void BM_Coro_Readable(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 BENCHMARK(BM_Coro_Readable);
+
+// The same reads through an IoWatch, which keeps its Io registered between the co_awaits: the
+// coroutine counterpart of BM_Callback_Readable.
+evcxx::Task<> watched_reads(evcxx::Loop& loop, int fd) {
+  evcxx::IoWatch watch(loop, fd, evcxx::IoEvent::readable);
+  for (int i = 0; i < kBatch; ++i) co_await watch;
+}
+
+void BM_Coro_IoWatch(benchmark::State& state) {
+  evcxx::Loop loop;
+  ReadablePipe pipe;
+  for (auto _ : state) {
+    evcxx::spawn(loop, watched_reads(loop, pipe.fds[0]));
+    loop.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Coro_IoWatch);
 
 evcxx::Task<> ping_pong(evcxx::LoopThread& a, evcxx::LoopThread& b, int rounds) {
   for (int i = 0; i < rounds; ++i) {

@@ -193,6 +193,75 @@ TEST(CoroTask, ReadableAndWritableOnASocketPair) {
   EXPECT_EQ(received, "hello");
 }
 
+TEST(CoroTask, AnIoWatchStaysRegisteredAcrossCoAwaitsAndResumesOnTheLoopThread) {
+  evcxx_test::SocketPair pair;  // outlives the loop, which may still touch the descriptor
+  Loop loop;
+  evcxx_test::Bound deadline(loop);
+  constexpr int kMessages = 200;
+  std::string received;
+  int awaits = 0;
+  bool stayed_active = true;
+  const std::thread::id loop_thread = std::this_thread::get_id();
+  auto reader = [](Loop& l, int fd, std::string& out, int& count, bool& active,
+                   std::thread::id home) -> Task<> {
+    evcxx::IoWatch watch(l, fd, evcxx::IoEvent::readable);
+    while (out.size() < kMessages) {
+      evcxx::IoEvents fired = co_await watch;
+      ++count;
+      EXPECT_EQ(std::this_thread::get_id(), home);
+      EXPECT_TRUE(fired.readable());
+      active = active && watch.io().active();  // not stopped between the waits
+      char buffer[64];
+      const ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n > 0) out.append(buffer, static_cast<std::size_t>(n));
+    }
+  };
+  std::thread writer([fd = pair.a.get()] {
+    for (int i = 0; i < kMessages; ++i) evcxx_test::write_all(fd, "m");
+  });
+  evcxx::spawn(loop, reader(loop, pair.b.get(), received, awaits, stayed_active, loop_thread));
+  loop.run();
+  writer.join();
+  EXPECT_FALSE(deadline.expired());
+  EXPECT_EQ(received, std::string(kMessages, 'm'));
+  EXPECT_GE(awaits, 1);
+  EXPECT_TRUE(stayed_active);
+}
+
+TEST(CoroTask, AnIoWatchOutlivesACancelledWaiterAndServesTheNextOne) {
+  evcxx_test::SocketPair pair;
+  Loop loop;
+  evcxx_test::Bound deadline(loop);
+  evcxx::IoWatch watch(loop, pair.b.get(), evcxx::IoEvent::readable);
+  int resumed_after_cancel = 0;
+  auto body = [](Loop& l, evcxx::IoWatch& w, int& resumed, int fd) -> Task<> {
+    auto waits = [](evcxx::IoWatch& watch_ref, int& count) -> Task<> {
+      co_await watch_ref;
+      ++count;  // never: cancelled while suspended
+    };
+    // The watch's Task loses the race against a timer and is destroyed while it waits.
+    auto tick = [](Loop& on) -> Task<> { co_await evcxx::sleep_for(on, 0s); };
+    auto first = co_await evcxx::when_any(waits(w, resumed), tick(l));
+    EXPECT_EQ(first.index(), 1u);
+    evcxx_test::write_all(fd, "x");
+    evcxx::IoEvents fired = co_await w;  // a new waiter: nothing left of the cancelled one
+    EXPECT_TRUE(fired.readable());
+    // A second Task may not wait on it at the same time.
+    auto both = [](evcxx::IoWatch& watch_ref) -> Task<> { co_await watch_ref; };
+    bool refused = false;
+    try {
+      co_await evcxx::when_all(both(w), both(w));
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+  };
+  evcxx::spawn(loop, body(loop, watch, resumed_after_cancel, pair.a.get()));
+  loop.run();
+  EXPECT_FALSE(deadline.expired());
+  EXPECT_EQ(resumed_after_cancel, 0);
+}
+
 TEST(CoroTask, NextSignalGivesTheSignal) {
   Loop loop;
   evcxx_test::Bound deadline(loop);

@@ -450,6 +450,88 @@ inline detail::coro::IoAwaiter readable(Loop& loop, int fd) {
   return detail::coro::IoAwaiter(loop, fd, IoEvent::readable);
 }
 
+/// A descriptor watched across many co_awaits: `IoWatch watch(loop, fd, IoEvent::readable);`
+/// then `IoEvents fired = co_await watch;` in a loop. readable() registers and unregisters the
+/// descriptor for every wait; an IoWatch keeps its Io registered while the Task comes back to it,
+/// so a read loop costs what the same loop written with a callback costs. Level-triggered as Io
+/// is: a co_await resumes at the next iteration while the descriptor is still readable. When the
+/// events fire while no Task waits, the Io stops until the next co_await (nothing is lost: the
+/// descriptor stays ready).
+///
+/// Thread-safety: loop thread; co_await it in a Task running on `loop` (std::logic_error
+/// otherwise), one Task at a time (std::logic_error for a second one).
+/// Lifetime: destroy it on the loop thread; a Task cancelled while it waits on the IoWatch stops
+/// waiting (the IoWatch may outlive it). It may outlive its Loop (the Io is then detached).
+class IoWatch {
+ public:
+  /// Watches `fd` for `events`, from the first co_await on.
+  /// Throws: as the Io constructor.
+  IoWatch(Loop& loop, int fd, IoEvents events)
+      : loop_(loop), io_(loop, deferred, fd, events, Io::Callback()) {
+    io_.set_callback<&IoWatch::fire>(*this);
+  }
+  /// Not copyable (nor movable): a waiting Task points at it.
+  IoWatch(const IoWatch&) = delete;
+  /// Not copyable (nor movable).
+  IoWatch& operator=(const IoWatch&) = delete;
+  /// Stops watching.
+  ~IoWatch() = default;
+
+  /// What `co_await watch` suspends on.
+  class Awaiter {
+   public:
+    /// For operator co_await.
+    explicit Awaiter(IoWatch& watch) noexcept : watch_(watch) {}
+    /// Not copyable.
+    Awaiter(const Awaiter&) = delete;
+    /// Not copyable.
+    Awaiter& operator=(const Awaiter&) = delete;
+    /// A cancelled Task stops waiting.
+    ~Awaiter() {
+      if (suspended_ && watch_.waiter_ == suspended_) watch_.waiter_ = nullptr;
+    }
+    /// Always suspends: the events come from the loop.
+    bool await_ready() const noexcept { return false; }
+    /// Waits for the events; starts the Io unless it is still registered.
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> waiter) {
+      detail::coro::require_on(detail::coro::promise_of(waiter), watch_.loop_, "an IoWatch");
+      if (watch_.waiter_) {
+        throw std::logic_error("evcxx: an IoWatch is co_awaited by one Task at a time");
+      }
+      watch_.io_.start();
+      watch_.waiter_ = waiter;
+      suspended_ = waiter;
+    }
+    /// The events that fired (with error() for a closed descriptor, as for Io).
+    IoEvents await_resume() const noexcept { return watch_.fired_; }
+
+   private:
+    IoWatch& watch_;
+    std::coroutine_handle<> suspended_;
+  };
+  /// Suspends until the events fire; gives them.
+  Awaiter operator co_await() & noexcept { return Awaiter(*this); }
+
+  /// The watcher, for set(fd, events) and the rest of Io's members.
+  Io& io() noexcept { return io_; }
+
+ private:
+  void fire(IoEvents fired) {
+    if (!waiter_) {
+      io_.stop();  // nobody waits: the next co_await starts it again
+      return;
+    }
+    fired_ = fired;
+    std::exchange(waiter_, nullptr).resume();
+  }
+
+  Loop& loop_;
+  Io io_;
+  std::coroutine_handle<> waiter_;
+  IoEvents fired_;
+};
+
 /// Resumes once `fd` is writable (or in error); gives the events that fired.
 /// Throws: as readable().
 inline detail::coro::IoAwaiter writable(Loop& loop, int fd) {
