@@ -14,6 +14,8 @@
 #   compare_bench       waking another thread and handing it work, evcxx beside libev, libuv,
 #                       Boost.Asio, std::condition_variable and eventfd
 #   async_bench         evcxx::Async beside ev_async
+#   coro_bench          evcxx::coro's waits beside the same waits with callbacks, and resume_on
+#                       round trips beside Boost.Asio's co_spawn + post
 #
 # Needs CMake, a C++ compiler, libev, Google Benchmark, libuv, Boost (headers), pkg-config,
 # python3 and gnuplot; scripts/install-deps.sh installs them where it exists.
@@ -79,7 +81,7 @@ fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DEVCXX_BUILD_BENCHMARKS=ON \
   -DEVCXX_BUILD_TESTS=OFF -DEVCXX_BUILD_EXAMPLES=OFF -DEVCXX_INSTALL=OFF >/dev/null
-cmake --build "$build" --target side_by_side_bench compare_bench async_bench --parallel "$jobs"
+cmake --build "$build" --target side_by_side_bench compare_bench async_bench coro_bench --parallel "$jobs"
 
 start=$(date +%s)
 
@@ -105,6 +107,7 @@ run() {
 }
 run compare_bench
 run async_bench
+run coro_bench
 echo
 echo "bench.sh: benchmarks ran in $(($(date +%s) - start)) s"
 
@@ -115,7 +118,7 @@ if [ -n "$commit" ] && [ -n "$(git -C "$root" status --porcelain --untracked-fil
 fi
 report=(python3 "$root/scripts/bench_report.py" "$build/compare_bench.json" "$build/async_bench.json"
   "$out_md" "$out_svg" --side-by-side "$build/side_by_side_bench.json" --ratios-svg "$out_ratios"
-  --commit "$commit")
+  --commit "$commit" --coro "$build/coro_bench.json")
 ((quick)) && report+=(--smoke)
 mkdir -p "$(dirname "$out_md")"
 "${report[@]}"

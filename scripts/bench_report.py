@@ -611,6 +611,51 @@ def gnuplot_script(compare, svg_path, subtitle):
     return "\n".join(lines) + "\n"
 
 
+# bench/coro_bench.cpp: (label, coroutine benchmark, the same wait without coroutines, goal).
+CORO_ROWS = [
+    ("`co_await sleep_for(loop, 0s)` / a 0 s `Timer` restarted in its callback (CPU)",
+     "BM_Coro_SleepFor0", "BM_Callback_Timer0", "<= 1.3"),
+    ("`co_await readable(loop, fd)` / an `Io` stopped and restarted per event (CPU)",
+     "BM_Coro_Readable", "BM_Callback_ReadableOneShot", "<= 1.3"),
+    ("`co_await readable(loop, fd)` / an `Io` left active (CPU)",
+     "BM_Coro_Readable", "BM_Callback_Readable", ""),
+    ("`co_await` of an `IoWatch` / an `Io` left active (CPU)",
+     "BM_Coro_IoWatch", "BM_Callback_Readable", "<= 1.3"),
+    ("`resume_on` there and back between two `LoopThread`s / Boost.Asio `co_spawn` + `post` "
+     "there and back between two `io_context` threads (wall)",
+     "BM_Coro_ResumeOnRoundTrip", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
+]
+
+
+def coro_markdown(path):
+    """The coroutine section: medians per wait (or round trip) from coro_bench's JSON."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    per_item = {}
+    for run in data["benchmarks"]:
+        if run.get("run_type") != "aggregate" or run.get("aggregate_name") != "median":
+            continue
+        name = run["run_name"].split("/")[0]
+        if run.get("items_per_second"):
+            per_item[name] = 1e9 / run["items_per_second"]
+    lines = [
+        "",
+        "## Coroutines beside callbacks and Boost.Asio (`bench/coro_bench.cpp`)",
+        "",
+        "Medians per wait (or round trip), measured in the same run after the rows above; the",
+        "machine state is the one measured there. Goals from issue 11.",
+        "",
+        "| wait | coroutine (ns) | without (ns) | ratio | goal |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for label, coro, peer, goal in CORO_ROWS:
+        if coro not in per_item or peer not in per_item:
+            continue
+        a, b = per_item[coro], per_item[peer]
+        lines.append(f"| {label} | {fmt_number(a)} | {fmt_number(b)} | {a / b:.2f}x | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("compare_json")
@@ -621,6 +666,7 @@ def main():
     parser.add_argument("--side-by-side", dest="side_by_side", default="")
     parser.add_argument("--ratios-svg", dest="ratios_svg", default="")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--coro", default="", help="coro_bench's JSON: adds the coroutine rows")
     args = parser.parse_args()
 
     sbs = None
@@ -657,6 +703,8 @@ def main():
                 os.path.relpath(args.out_svg, os.path.dirname(args.out_md) or "."),
             )
         )
+        if args.coro and os.path.exists(args.coro):
+            f.write(coro_markdown(args.coro))
 
     for text in scripts:
         with tempfile.NamedTemporaryFile("w", suffix=".gp", delete=False) as script:
