@@ -155,6 +155,23 @@ void BM_Coro_ResumeOnRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_Coro_ResumeOnRoundTrip)->UseRealTime();
 
+// The same with both loops busy-polling for 50 us before they block (Loop::set_busy_poll, opt-in
+// for latency-critical loops that have a core each): a hop reaches the other loop without a system
+// call on either side.
+void BM_Coro_ResumeOnRoundTripBusyPoll(benchmark::State& state) {
+  evcxx::LoopThread a("bench-a");
+  evcxx::LoopThread b("bench-b");
+  for (evcxx::LoopThread* t : {&a, &b}) {
+    t->submit([t] { t->loop().set_busy_poll(std::chrono::microseconds(50)); }).get();
+  }
+  for (auto _ : state) {
+    auto done = evcxx::spawn_future(a.loop(), ping_pong(a, b, kBatch));
+    done.get();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_Coro_ResumeOnRoundTripBusyPoll)->UseRealTime();
+
 boost::asio::awaitable<void> asio_ping_pong(boost::asio::io_context& a, boost::asio::io_context& b,
                                             int rounds) {
   for (int i = 0; i < rounds; ++i) {

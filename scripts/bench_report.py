@@ -624,6 +624,8 @@ CORO_ROWS = [
     ("`resume_on` there and back between two `LoopThread`s / Boost.Asio `co_spawn` + `post` "
      "there and back between two `io_context` threads (wall)",
      "BM_Coro_ResumeOnRoundTrip", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
+    ("the same with both loops busy-polling 50 us (`Loop::set_busy_poll`, opt-in) / Boost.Asio "
+     "(wall)", "BM_Coro_ResumeOnRoundTripBusyPoll", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
 ]
 
 
