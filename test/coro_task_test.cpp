@@ -434,4 +434,21 @@ TEST(CoroTask, AStoppedLoopThreadRefusesWithLoopStopped) {
   EXPECT_THROW(future.get(), evcxx::LoopStopped);
 }
 
+// A result whose move into the future throws: the future gets that exception, and the frame,
+// already destroyed before the move, is not destroyed again.
+TEST(CoroTask, SpawnFutureOfAResultWhoseMoveThrows) {
+  struct Fragile {
+    int moves = 0;
+    Fragile() = default;
+    Fragile(Fragile&& other) : moves(other.moves + 1) {
+      if (moves == 3) throw Boom();  // return_value, take(), then the move into the future
+    }
+    Fragile& operator=(Fragile&&) = delete;
+  };
+  Loop loop;
+  auto future = evcxx::spawn_future(loop, []() -> Task<Fragile> { co_return Fragile(); }());
+  loop.run();
+  EXPECT_THROW(future.get(), Boom);
+}
+
 }  // namespace
