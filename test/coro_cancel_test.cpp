@@ -291,3 +291,27 @@ TEST(CoroCancel, ATaskInFlightToADyingLoopIsDestroyed) {
 }
 
 }  // namespace
+
+// ~Loop visits its watchers newest first; the registry of the loop's tasks is made when the first
+// task arrives, so a watcher made before that and owned by a frame is the one ~Loop visits next.
+TEST(CoroCancel, TheLoopsDestructionDestroysAFrameOwningAnOlderWatcher) {
+  Counts counts;
+  bool fired = false;
+  {
+    Loop loop;
+    auto older =
+        std::make_unique<evcxx::Timer>(loop, evcxx::deferred, 1h, [&fired] { fired = true; });
+    evcxx::spawn(loop, [](Loop& l, std::unique_ptr<evcxx::Timer> owned, Counts& c) -> Task<> {
+      Probe p(c);
+      co_await evcxx::sleep_for(l, 1h);
+      ++c.resumed;
+      owned.reset();
+    }(loop, std::move(older), counts));
+    loop.run(evcxx::Run::nowait);
+    EXPECT_EQ(counts.alive(), 1);
+  }
+  EXPECT_EQ(counts.made.load(), 1);
+  EXPECT_EQ(counts.destroyed.load(), 1);
+  EXPECT_EQ(counts.resumed.load(), 0);
+  EXPECT_FALSE(fired);
+}

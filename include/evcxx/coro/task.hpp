@@ -55,6 +55,20 @@ class Completion {
   ~Completion() = default;
 };
 
+// A Task being started inside its awaiter's await_suspend(), on this thread's stack: its final
+// suspension, if it comes before the start returns, marks it done instead of resuming the awaiter,
+// so that a loop of co_awaits of Tasks that finish at once runs in constant stack (a resumption
+// through symmetric transfer is a tail call only where the compiler makes it one: not at -O0, nor
+// in the sanitizer trees). A Task that moved to another thread finishes there, unmarked.
+struct InlineStart {
+  const void* promise;
+  bool finished = false;
+};
+inline InlineStart*& inline_start() noexcept {
+  static thread_local InlineStart* current = nullptr;
+  return current;
+}
+
 // What every Task's promise shares: who continues after it, and the spawned root it belongs to.
 // Loop thread (the thread of the loop its root currently runs on).
 class PromiseBase {
@@ -125,12 +139,11 @@ inline void require_on(const PromiseBase& promise, const Loop& loop, const char*
 
 // One spawned task: its frame, the loop it runs on, and the registry of that loop that destroys
 // it if the loop dies while it is suspended.
-class Registry final : public detail::WatcherLink {
+class Registry final {
  public:
-  explicit Registry(Loop& loop) : WatcherLink(loop), loop_(&loop) {
+  explicit Registry(Loop& loop) : anchor_(loop), link_(loop, *this), loop_(&loop) {
     // A stopped Io keeps the loop's closed-descriptor guard (see Io) alive, so that an awaited Io
-    // neither creates nor frees it each time, and the frames destroyed in stop_for_detach() never
-    // free it either (that would unlink a watcher ~Loop is about to visit).
+    // neither creates nor frees it each time.
     for (int fd = 0; fd < 3 && !guard_keeper_; ++fd) {
       try {
         guard_keeper_.emplace(loop, deferred, fd, IoEvent::readable, Io::Callback());
@@ -140,7 +153,8 @@ class Registry final : public detail::WatcherLink {
       }
     }
   }
-  ~Registry() override = default;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
 
   // The registry of `loop`, created on first use. Loop thread.
   static inline Registry& of(Loop& loop);
@@ -158,18 +172,39 @@ class Registry final : public detail::WatcherLink {
     static Table* const instance = new Table;  // never destroyed: loops may die at exit
     return *instance;
   }
-  // Registries of dead loops, freed on the thread that detached them (detach() still writes to
-  // the registry after stop_for_detach() returns), at its next of() or when it ends.
+  // Registries of dead loops, freed on the thread that detached them (~Loop still writes to
+  // link_ and anchor_ after stop_for_detach() returns), at its next of() or when it ends.
   static std::vector<std::unique_ptr<Registry>>& graveyard() {
     static thread_local std::vector<std::unique_ptr<Registry>> dead;
     return dead;
   }
 
-  // ~Loop detaches the registry after every watcher newer than it (every watcher a coroutine on
-  // this loop made: the registry exists before such a coroutine first runs here), so the frames
-  // it destroys now only hold detached watchers.
-  inline void stop_for_detach() noexcept override;
+  // ~Loop visits its watchers newest first, and next the one made right before the one it
+  // detaches. That is the anchor, which no frame owns: a frame destroyed in stop_for_detach() may
+  // own (and so free) any other, older watcher, such as one made before the first task came.
+  class Anchor final : public detail::WatcherLink {
+   public:
+    explicit Anchor(Loop& loop) : WatcherLink(loop) {}
 
+   private:
+    void stop_for_detach() noexcept override {}
+  };
+  // Detached by ~Loop after every watcher a coroutine on this loop made (the registry exists
+  // before such a coroutine first runs here), so the frames it destroys only hold detached
+  // watchers of this loop, or older ones ~Loop has not visited yet.
+  class Link final : public detail::WatcherLink {
+   public:
+    Link(Loop& loop, Registry& registry) : WatcherLink(loop), registry_(registry) {}
+
+   private:
+    void stop_for_detach() noexcept override { registry_.stop_for_detach(); }
+    Registry& registry_;
+  };
+
+  inline void stop_for_detach() noexcept;
+
+  Anchor anchor_;  // made before link_: ~Loop visits it right after link_
+  Link link_;
   Loop* const loop_;
   Root* head_ = nullptr;
   std::optional<Io> guard_keeper_;
@@ -204,6 +239,8 @@ class Root {
     loop_.store(&here, std::memory_order_seq_cst);
     // Out of memory: the root goes on unlisted (only the loop's death would miss it).
     static_cast<void>(enlist(here));
+    // A stop requested since depart() may have sent its check to the loop that refused: check here.
+    if (stop_requested_.load(std::memory_order_seq_cst)) post_check(here);
   }
   // Lists the root in the registry of `here`; false when out of memory.
   bool enlist(Loop& here) noexcept {
@@ -233,15 +270,7 @@ class Root {
   // ANY thread: a stop was requested; the loop the task is on destroys it soon.
   void request_cancel() noexcept {
     stop_requested_.store(true, std::memory_order_seq_cst);
-    Loop* const loop = loop_.load(std::memory_order_seq_cst);
-    refs_.fetch_add(1, std::memory_order_relaxed);
-    CheckTask check{this, loop};
-    try {
-      if (loop->try_post(std::move(check))) return;
-    } catch (...) {  // out of memory: the loop's destruction still destroys the frame
-    }
-    check.root = nullptr;
-    release();
+    post_check(*loop_.load(std::memory_order_seq_cst));
   }
   void watch(StopToken stop) {
     if (stop.stop_possible()) stop_callback_.emplace(std::move(stop), StopRequest{this});
@@ -295,13 +324,27 @@ class Root {
     }
     void operator()() {
       Root* const r = std::exchange(root, nullptr);
-      if (r->registry_ != nullptr && &r->registry_->loop() == loop && r->handle_) {
+      // Another loop's thread owns the fields of a root that moved on (its arrival checks the
+      // stop); the acquire pairs with depart(), so a root on its way here is read safely.
+      if (r->loop_.load(std::memory_order_seq_cst) == loop && r->registry_ != nullptr &&
+          &r->registry_->loop() == loop && r->handle_) {
         r->cancel();
       }
       r->release();
     }
   };
 
+  // ANY thread: has `loop` cancel the root if it is still suspended there.
+  void post_check(Loop& loop) noexcept {
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    CheckTask check{this, &loop};
+    try {
+      if (loop.try_post(std::move(check))) return;
+    } catch (...) {  // out of memory: the loop's destruction still destroys the frame
+    }
+    check.root = nullptr;
+    release();
+  }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
@@ -318,7 +361,14 @@ class Root {
 
 inline std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noexcept {
   if (completion != nullptr) return completion->child_done(index);
-  if (continuation) return continuation;
+  if (continuation) {
+    InlineStart* const start = inline_start();
+    if (start != nullptr && start->promise == this) {
+      start->finished = true;  // the awaiter goes on without suspending
+      return std::noop_coroutine();
+    }
+    return continuation;
+  }
   if (root != nullptr) root->finish(self);
   return std::noop_coroutine();
 }
@@ -408,18 +458,21 @@ class FutureRoot final : public Root {
   void on_finished(std::coroutine_handle<> self) noexcept override {
     auto handle = std::coroutine_handle<Promise<T>>::from_address(self.address());
     // The frame is destroyed before the waiter wakes: its locals are gone by then.
+    bool destroyed = false;
     try {
       if constexpr (std::is_void_v<T>) {
         handle.promise().take();
         handle.destroy();
+        destroyed = true;
         promise_.set_value();
       } else {
         T value = handle.promise().take();
         handle.destroy();
-        promise_.set_value(std::move(value));
+        destroyed = true;
+        promise_.set_value(std::move(value));  // T's move may throw
       }
     } catch (...) {
-      if (handle) handle.destroy();
+      if (!destroyed) handle.destroy();
       try {
         promise_.set_exception(std::current_exception());
       } catch (...) {
@@ -437,7 +490,8 @@ class FutureRoot final : public Root {
 /// A Task runs on one loop's thread at a time: the loop it was spawned on, or the one a
 /// resume_on() moved it to; every awaitable that watches something (sleep_for, readable, ...)
 /// takes that loop and throws std::logic_error for another one. A Task co_awaited inside another
-/// runs as part of it (symmetric transfer, no thread hop).
+/// runs as part of it (started at once on the same thread, in constant stack when it finishes
+/// without suspending).
 ///
 /// Thread-safety: a Task object is used by one thread at a time; moving it to another thread
 /// (spawn() from any thread) is fine before it started.
@@ -495,7 +549,7 @@ class [[nodiscard]] Task {
     }
     /// Throws: std::logic_error for a Task that was co_awaited or spawned before.
     template <class Parent>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<Parent> parent) {
+    bool await_suspend(std::coroutine_handle<Parent> parent) {
       detail::coro::PromiseBase& outer = detail::coro::promise_of(parent);
       promise_type& inner = handle_.promise();
       if (inner.started) {
@@ -505,7 +559,14 @@ class [[nodiscard]] Task {
       inner.continuation = parent;
       inner.root = outer.root;
       inner.pinned = outer.pinned;
-      return handle_;
+      // Runs the Task until it first suspends or finishes (see InlineStart). Once it suspended,
+      // another thread may already run it (and the awaiter): only the stack is read afterwards.
+      detail::coro::InlineStart start{&inner};
+      detail::coro::InlineStart* const enclosing =
+          std::exchange(detail::coro::inline_start(), &start);
+      handle_.resume();
+      detail::coro::inline_start() = enclosing;
+      return !start.finished;
     }
     /// The result, or the Task's exception rethrown.
     T await_resume() { return handle_.promise().take(); }
