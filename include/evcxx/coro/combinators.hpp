@@ -73,7 +73,7 @@ class Combinator final : public Completion {
   bool await_suspend(std::coroutine_handle<Promise> parent) {
     PromiseBase& outer = promise_of(parent);
     parent_ = parent;
-    std::coroutine_handle<> children[sizeof...(Tasks)];
+    std::coroutine_handle<> children[sizeof...(Tasks) + 1];  // + 1: no zero-length array
     std::apply(
         [&](auto&... task) {
           std::size_t i = 0;
