@@ -20,35 +20,10 @@ using namespace std::chrono_literals;
 using evcxx::Loop;
 using evcxx::LoopThread;
 using evcxx::Task;
+using evcxx_test::Counts;
+using evcxx_test::Probe;
 
 namespace {
-
-// Counts its constructions and destructions; a destructor running twice shows as a negative
-// balance or a count above the constructions.
-struct Counts {
-  std::atomic<int> made{0};
-  std::atomic<int> destroyed{0};
-  std::atomic<int> resumed{0};         // code after the cancelled suspension ran
-  evcxx::WaitableEvent destroyed_one;  // set by every destruction
-  int alive() const { return made.load() - destroyed.load(); }
-};
-
-class Probe {
- public:
-  explicit Probe(Counts& counts) : counts_(&counts) { ++counts_->made; }
-  Probe(const Probe&) = delete;
-  Probe& operator=(const Probe&) = delete;
-  ~Probe() {
-    EXPECT_FALSE(gone_) << "a Probe was destroyed twice";
-    gone_ = true;
-    ++counts_->destroyed;
-    counts_->destroyed_one.set();
-  }
-
- private:
-  Counts* counts_;
-  bool gone_ = false;
-};
 
 Task<int> suspended_forever(Loop& loop, Counts& counts) {
   Probe outer(counts);

@@ -24,36 +24,13 @@ using evcxx::Loop;
 using evcxx::LoopThread;
 using evcxx::Task;
 using evcxx_test::Boom;
+using evcxx_test::Counts;
+using evcxx_test::Probe;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kBudget = 2s;  // per test, of stress; the counts below usually end it sooner
-
-struct Counts {
-  std::atomic<int> made{0};
-  std::atomic<int> destroyed{0};
-  std::atomic<int> after_cancel{0};  // a frame ran on after it should have been destroyed
-  evcxx::WaitableEvent destroyed_one;
-  int alive() const { return made.load() - destroyed.load(); }
-};
-
-class Probe {
- public:
-  explicit Probe(Counts& counts) : counts_(&counts) { ++counts_->made; }
-  Probe(const Probe&) = delete;
-  Probe& operator=(const Probe&) = delete;
-  ~Probe() {
-    EXPECT_FALSE(gone_) << "a Probe was destroyed twice";
-    gone_ = true;
-    ++counts_->destroyed;
-    counts_->destroyed_one.set();
-  }
-
- private:
-  Counts* counts_;
-  bool gone_ = false;
-};
 
 Task<int> at_once(int x) {
   co_return x;
@@ -128,7 +105,7 @@ TEST(CoroStress, CombinatorsOfZeroOneAndManyChildrenNestedAndThrowing) {
     auto forever = [](Loop& lp, Counts& cs) -> Task<int> {
       Probe p(cs);
       co_await evcxx::sleep_for(lp, 1h);
-      ++cs.after_cancel;
+      ++cs.resumed;
       co_return -1;
     };
     std::tuple<> none = co_await evcxx::when_all();
@@ -176,7 +153,7 @@ TEST(CoroStress, CombinatorsOfZeroOneAndManyChildrenNestedAndThrowing) {
   EXPECT_EQ(checks, 8);
   EXPECT_EQ(counts.alive(), 0);
   EXPECT_GT(counts.made.load(), 10);
-  EXPECT_EQ(counts.after_cancel.load(), 0);
+  EXPECT_EQ(counts.resumed.load(), 0);
 }
 
 // The winner and the loser are due in the same loop iteration, in either order: the loser is
@@ -347,7 +324,7 @@ TEST(CoroStress, SpawnFromOtherThreadsWhileTheLoopThreadStops) {
   }
   EXPECT_EQ(values + cancelled + refused, rounds * 400);
   EXPECT_GT(cancelled, 0);
-  EXPECT_EQ(counts.after_cancel.load(), 0);
+  EXPECT_EQ(counts.resumed.load(), 0);
 }
 
 // The Loop dies while another thread keeps making the awaited descriptors readable.
