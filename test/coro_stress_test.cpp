@@ -231,6 +231,12 @@ TEST(CoroStress, AStopFromAnotherThreadDuringAPingPong) {
     ASSERT_EQ(counts.alive(), 0);
   }
   EXPECT_GT(rounds, 0);
+  // Both threads end before either Loop is destroyed: the post() of the last hop may still be
+  // returning on one thread when the other loop has already destroyed the task.
+  a.stop();
+  b.stop();
+  a.join();
+  b.join();
 }
 
 // A stop requested while the task is between depart and stay of a refused resume_on() is lost

@@ -118,7 +118,7 @@ class IoAwaiter {
  private:
   void fire(IoEvents fired) {
     fired_ = fired;
-    io_->stop();
+    io_->stop();  // NOLINT(bugprone-unchecked-optional-access): its own callback
     waiter_.resume();
   }
 
@@ -149,7 +149,7 @@ class SignalAwaiter {
 
  private:
   void fire() {
-    signal_->stop();
+    signal_->stop();  // NOLINT(bugprone-unchecked-optional-access): its own callback
     waiter_.resume();
   }
 
@@ -184,7 +184,7 @@ class EventAwaiter {
  private:
   void fire(IoEvents) {
     if (!event_.is_set()) return;  // cleared again before the loop got here: wait on
-    io_->stop();
+    io_->stop();                   // NOLINT(bugprone-unchecked-optional-access): its own callback
     waiter_.resume();
   }
 
@@ -213,9 +213,10 @@ class ChildAwaiter {
 
  private:
   void fire() {
-    exit_.pid = child_->rpid();
-    exit_.status = child_->rstatus();
-    child_->stop();
+    Child& child = *child_;  // NOLINT(bugprone-unchecked-optional-access): its own callback
+    exit_.pid = child.rpid();
+    exit_.status = child.rstatus();
+    child.stop();
     waiter_.resume();
   }
 
@@ -246,9 +247,10 @@ class StatAwaiter {
 
  private:
   void fire() {
-    change_.attr = stat_->attr();
-    change_.prev = stat_->prev();
-    stat_->stop();
+    Stat& stat = *stat_;  // NOLINT(bugprone-unchecked-optional-access): its own callback
+    change_.attr = stat.attr();
+    change_.prev = stat.prev();
+    stat.stop();
     waiter_.resume();
   }
 
@@ -289,7 +291,7 @@ class ResumeOnAwaiter {
       throw;
     }
     if (!posted) {
-      arrival.disarm();
+      arrival.disarm();  // NOLINT(bugprone-use-after-move): try_post() left it as it was
       root->stay(here);
       throw LoopStopped("evcxx: resume_on() a Loop whose LoopThread was stopped");
     }

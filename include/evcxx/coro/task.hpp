@@ -169,7 +169,7 @@ class Registry final {
     std::unordered_map<const Loop*, std::unique_ptr<Registry>> live;
   };
   static Table& table() {
-    static Table* const instance = new Table;  // never destroyed: loops may die at exit
+    static auto* const instance = new Table;  // never destroyed: loops may die at exit
     return *instance;
   }
   // Registries of dead loops, freed on the thread that detached them (~Loop still writes to
@@ -342,7 +342,7 @@ class Root {
       if (loop.try_post(std::move(check))) return;
     } catch (...) {  // out of memory: the loop's destruction still destroys the frame
     }
-    check.root = nullptr;
+    check.root = nullptr;  // NOLINT(bugprone-use-after-move): try_post() left it as it was
     release();
   }
   void release() noexcept {
@@ -607,7 +607,7 @@ inline void launch(Root* root, Loop& loop) {
     throw;
   }
   if (!posted) {
-    start.disarm();
+    start.disarm();  // NOLINT(bugprone-use-after-move): try_post() left it as it was
     root->cancel();
     throw LoopStopped(
         "evcxx: spawn() on a Loop whose LoopThread was stopped; the task was destroyed unrun");
