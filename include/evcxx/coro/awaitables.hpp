@@ -462,8 +462,10 @@ inline detail::coro::IoAwaiter readable(Loop& loop, int fd) {
 ///
 /// Thread-safety: loop thread; co_await it in a Task running on `loop` (std::logic_error
 /// otherwise), one Task at a time (std::logic_error for a second one).
-/// Lifetime: destroy it on the loop thread; a Task cancelled while it waits on the IoWatch stops
-/// waiting (the IoWatch may outlive it). It may outlive its Loop (the Io is then detached).
+/// Lifetime: destroy it on the loop thread, after every co_await on it has ended (a local of the
+/// Task that awaits it, declared before the loop, is); a Task cancelled while it waits on the
+/// IoWatch stops waiting (the IoWatch may outlive it). It may outlive its Loop (the Io is then
+/// detached).
 class IoWatch {
  public:
   /// Watches `fd` for `events`, from the first co_await on.
