@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config  # toolchain; pkg-config for the packaging tests
+  ccache                     # scripts/test.sh: the posix trees reuse their Linux twins' objects
   clang-format               # the format check (scripts/test.sh format)
   clang-tidy-16              # the lint check (scripts/test.sh tidy, scripts/tidy.sh)
   doxygen                    # the API reference from the headers (scripts/docs.sh, test.sh docs)

@@ -21,19 +21,19 @@ cmake -S . -B build/tidy -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_CXX_COMPILER
 }
 
 mapfile -t sources < <(git ls-files 'src/*.cpp')
+# The public headers, all through the umbrella header (each one compiling on its own is the package
+# tests' job), and the coroutine layer (C++20, not in the umbrella header).
+echo '#include <evcxx/evcxx.hpp>' >build/tidy/all_headers.cpp
+echo '#include <evcxx/coro.hpp>' >build/tidy/coro_headers.cpp
 status=0
 log=build/tidy/findings.log
 : >"$log"
-# Two at a time: the machine this runs on has two cores.
-printf '%s\n' "${sources[@]}" |
-  xargs -P 2 -n 1 "$tidy" -p build/tidy --quiet >>"$log" 2>&1 || status=1
-# The public headers, all through the umbrella header (each one compiling on its own is the
-# package tests' job).
-echo '#include <evcxx/evcxx.hpp>' >build/tidy/all_headers.cpp
-"$tidy" --quiet build/tidy/all_headers.cpp -- -x c++ -std=c++17 -Iinclude >>"$log" 2>&1 || status=1
-# The coroutine layer (C++20, not in the umbrella header).
-echo '#include <evcxx/coro.hpp>' >build/tidy/coro_headers.cpp
-"$tidy" --quiet build/tidy/coro_headers.cpp -- -x c++ -std=c++20 -Iinclude >>"$log" 2>&1 || status=1
+# One job per line, two at a time: the machine this runs on has two cores.
+{
+  printf -- '-p build/tidy --quiet %s\n' "${sources[@]}"
+  echo '--quiet build/tidy/all_headers.cpp -- -x c++ -std=c++17 -Iinclude'
+  echo '--quiet build/tidy/coro_headers.cpp -- -x c++ -std=c++20 -Iinclude'
+} | xargs -P 2 -L 1 "$tidy" >>"$log" 2>&1 || status=1
 if ((status != 0)) || grep -q 'error:\|warning:' "$log"; then
   grep -A3 'error:\|warning:' "$log" >&2 || cat "$log" >&2
   echo "scripts/tidy.sh: clang-tidy found problems (full log: $log)" >&2
