@@ -29,10 +29,11 @@ extern std::atomic<double> closed_fd_check_seconds;
 //   the last iteration (and every active one after a fork), plus every active one now and then.
 // See io.hpp for what each backend costs.
 //
-// It exists while Io objects exist on its Loop (each one holds it; the last one deletes it), and
-// is itself attached to the Loop so that ~Loop stops its watchers in time. Its prepare and timer
-// watchers never keep the loop alive and run only while they have something to check; its fork
-// watcher costs nothing until libev registers everything again.
+// The first Io on a Loop makes it, and it stays until ~Loop (so that Io watchers made one after
+// another allocate nothing); Io objects that outlive their Loop keep it until the last of them
+// goes. It is itself attached to the Loop so that ~Loop stops its watchers in time. Its prepare
+// and timer watchers never keep the loop alive and run only while they have something to check;
+// its fork watcher costs nothing until libev registers everything again.
 //
 // Thread-safety: the registry of guards is process-wide behind a mutex; everything else is for the
 // loop thread.
@@ -52,8 +53,11 @@ class ClosedFdGuard final : public WatcherLink {
   // prepare first or not at all in that iteration), an Io's error callback, an embedded loop's
   // callbacks. Cheap when nothing changed. Loop thread.
   EVCXX_API static void recheck(Loop& loop) noexcept;
-  // Removes io; deletes the guard when it was the last Io.
+  // Removes io; deletes the guard when it was the last Io and the Loop is gone.
   void withdraw(Io& io) noexcept;
+  // Called by ~Loop once every watcher is detached: deletes the guard unless Io objects still
+  // hold it (then the last one does). Null is allowed.
+  static void release_after_detach(ClosedFdGuard* guard) noexcept;
   // Throws std::invalid_argument when fd is the loop's own epoll descriptor, which epoll_ctl()
   // refuses to add to itself (libev aborts on that).
   void check_fd(int fd) {
@@ -96,6 +100,8 @@ class ClosedFdGuard final : public WatcherLink {
   bool collect_active();
   // Polls pollfds_ and fails every active Io whose descriptor is closed.
   void fail_closed();
+  // Fails every active Io whose descriptor is in closed_fds_ (sorted).
+  void fail_listed() noexcept;
   // The same without allocating, one system call per active Io: for when memory ran out.
   void fail_closed_one_by_one() noexcept;
 
@@ -118,6 +124,7 @@ class ClosedFdGuard final : public WatcherLink {
   int epoll_fd_ = -2;            // -2: not known (yet, or since a fork replaced it)
   unsigned fork_iteration_ = 0;  // ev_iteration() when libev last announced a fork
   bool forked_ = false;
+  bool loop_gone_ = false;       // ~Loop released it: the last withdraw() deletes it
   std::vector<pollfd> pollfds_;  // scratch, kept for its capacity
   std::vector<int> closed_fds_;  // scratch
 };

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "closed_fd_guard.hpp"
 #include "cpu_relax.hpp"
 #include "evcxx/async.hpp"
 #include "evcxx/detail/tsan.hpp"
@@ -207,6 +208,7 @@ Loop::~Loop() {
   detail::discard_once_waits(impl_->once_waits);
   while (impl_->chores.load(std::memory_order_acquire) != nullptr) run_chores();
   impl_->destroying = true;
+  detail::ClosedFdGuard* const fd_guard = fd_guard_;  // detached below with the watchers
   for (detail::WatcherLink* w = watchers_; w != nullptr;) {
     detail::WatcherLink* next = w->next_;
     if (!(owned_ && w->detach_after_loop_destroy())) {
@@ -219,6 +221,7 @@ Loop::~Loop() {
     }
     w = next;
   }
+  detail::ClosedFdGuard::release_after_detach(fd_guard);
   if (!owned_) {
     // The borrowed loop lives on: it must not call hooks that point at this object.
     if (impl_->release_hook) ev_set_loop_release_cb(loop_, nullptr, nullptr);

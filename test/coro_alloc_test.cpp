@@ -12,32 +12,13 @@
 
 #include <evcxx/coro.hpp>
 
+#include "counting_new.hpp"
 #include "support.hpp"
-
-namespace {
-std::atomic<long> allocations{0};
-std::atomic<bool> counting{false};
-}  // namespace
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc'ed by our own operator new
-#endif
-
-void* operator new(std::size_t size) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using namespace std::chrono_literals;
 using evcxx::Loop;
 using evcxx::Task;
+using evcxx_test::counting;
 
 namespace {
 
@@ -52,7 +33,7 @@ Task<long> measure(Loop& loop, Loop& other, int fd, evcxx::WaitableEvent& event)
   evcxx::IoWatch watch(loop, fd, evcxx::IoEvent::readable);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
-      allocations = 0;
+      evcxx_test::allocations_while_counting = 0;
       counting = true;
     }
     for (int i = 0; i < kAwaits; ++i) {
@@ -65,7 +46,7 @@ Task<long> measure(Loop& loop, Loop& other, int fd, evcxx::WaitableEvent& event)
     }
     counting = false;
   }
-  co_return allocations.load();
+  co_return evcxx_test::allocations_while_counting.load();
 }
 
 TEST(CoroAlloc, NoAllocationPerCoAwait) {
@@ -85,13 +66,13 @@ TEST(CoroAlloc, TheCounterSeesAllocations) {
   // The counter works: a spawned coroutine's frame escapes, so it is allocated (clang may elide
   // the frame of a Task destroyed where it was made), and so is an explicit operator new call.
   Loop loop;
-  allocations = 0;
+  evcxx_test::allocations_while_counting = 0;
   counting = true;
   void* block = ::operator new(16);
   auto future = evcxx::spawn_future(loop, plain_value(1));
   counting = false;
   ::operator delete(block);
-  EXPECT_GE(allocations.load(), 2);
+  EXPECT_GE(evcxx_test::allocations_while_counting.load(), 2);
   loop.run();
   EXPECT_EQ(future.get(), 2);
 }
@@ -108,7 +89,7 @@ Task<std::vector<long>> measure_each(Loop& loop, int fd, evcxx::LoopThread& work
   for (int kind = 0; kind < 7; ++kind) {
     for (int pass = 0; pass < 2; ++pass) {
       if (pass == 1) {
-        allocations = 0;
+        evcxx_test::allocations_while_counting = 0;
         counting = true;
       }
       for (int i = 0; i < kAwaits; ++i) {
@@ -138,7 +119,7 @@ Task<std::vector<long>> measure_each(Loop& loop, int fd, evcxx::LoopThread& work
       }
       counting = false;
     }
-    per_kind.push_back(allocations.load());
+    per_kind.push_back(evcxx_test::allocations_while_counting.load());
   }
   co_return per_kind;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../src/closed_fd_guard.hpp"
+#include "counting_new.hpp"  // the guard test below counts allocations
 #include "support.hpp"
 
 using evcxx::IoEvent;
@@ -65,6 +66,24 @@ TEST(IoEvents, SetOperations) {
   EXPECT_TRUE(fired.readable());
   EXPECT_TRUE(fired.writable());
   EXPECT_EQ(fired.raw(), EV_ERROR | EV_READ | EV_WRITE);  // foreign bits dropped
+}
+
+// The closed-descriptor guard a Loop makes for its first Io stays until the Loop is destroyed:
+// Io watchers made and destroyed one after another (a write watcher per write) allocate nothing
+// after the first, and each one still reports its event.
+TEST(Io, MadeAndDestroyedOneAfterAnotherAllocateNothingAfterTheFirst) {
+  evcxx::Loop loop;
+  Pipe pipe;
+  int fired = 0;
+  const auto make_and_run = [&] {
+    evcxx::Io io(loop, pipe.write.get(), IoEvent::writable, [&](IoEvents) { ++fired; });
+    loop.run(evcxx::Run::nowait);
+  };
+  make_and_run();
+  const long before = evcxx_test::allocations_here;
+  for (int i = 0; i < 100; ++i) make_and_run();
+  EXPECT_EQ(evcxx_test::allocations_here - before, 0) << "allocations over 100 Io watchers";
+  EXPECT_EQ(fired, 101);
 }
 
 TEST(Io, ReadableOnAPipe) {

@@ -19,6 +19,7 @@
 #include <evcxx/loop.hpp>
 #include <evcxx/waitable_event.hpp>
 
+#include "counting_new.hpp"  // proves the signal-safe calls allocate nothing
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -26,23 +27,6 @@ using evcxx_test::kPatience;
 using evcxx_test::readable;
 using evcxx_test::ScopedSignalHandler;
 using evcxx_test::Watchdog;
-
-namespace {
-thread_local long t_allocations = 0;  // operator new calls made by this thread
-}  // namespace
-
-// Counts allocations so the test can prove the signal-safe calls make none.
-void* operator new(std::size_t size) {
-  ++t_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -351,7 +335,7 @@ TEST(SignalSafety, SignalSafeCallsDoNotAllocate) {
   evcxx::WaitableEvent event(loop, [] {});
   evcxx::WaitableEvent quiet(loop);
   ASSERT_GE(event.fd(), 0);
-  const long before = t_allocations;
+  const long before = evcxx_test::allocations_here;
   for (int i = 0; i < 100; ++i) {
     async.send();
     static_cast<void>(async.sent());
@@ -364,9 +348,9 @@ TEST(SignalSafety, SignalSafeCallsDoNotAllocate) {
     quiet.clear();
     loop.stop();
   }
-  EXPECT_EQ(t_allocations, before);
+  EXPECT_EQ(evcxx_test::allocations_here, before);
   ::operator delete(::operator new(16));  // the counter works: it sees a real allocation
-  EXPECT_GT(t_allocations, before);
+  EXPECT_GT(evcxx_test::allocations_here, before);
 }
 
 // A handler's send() interrupts a send() in progress on the same thread: no lock to deadlock on,

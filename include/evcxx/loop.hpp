@@ -498,7 +498,7 @@ class EVCXX_API Loop {
   std::unique_ptr<Impl> impl_;
   detail::WatcherLink* watchers_ = nullptr;    // intrusive list of attached watchers
   int unrefs_ = 0;                             // unref() calls minus ref() calls, for verify()
-  detail::ClosedFdGuard* fd_guard_ = nullptr;  // Io's closed-descriptor guard, while Io exist
+  detail::ClosedFdGuard* fd_guard_ = nullptr;  // Io's closed-descriptor guard, made by the first Io
   std::exception_ptr error_;
 };
 

@@ -141,18 +141,7 @@ inline void require_on(const PromiseBase& promise, const Loop& loop, const char*
 // it if the loop dies while it is suspended.
 class Registry final {
  public:
-  explicit Registry(Loop& loop) : anchor_(loop), link_(loop, *this), loop_(&loop) {
-    // A stopped Io keeps the loop's closed-descriptor guard (see Io) alive, so that an awaited Io
-    // neither creates nor frees it each time.
-    for (int fd = 0; fd < 3 && !guard_keeper_; ++fd) {
-      try {
-        guard_keeper_.emplace(loop, deferred, fd, IoEvent::readable, Io::Callback());
-      } catch (const std::invalid_argument&) {  // the loop's own epoll descriptor: the next one
-      } catch (const std::logic_error&) {       // no Io on this backend (io_uring) at all
-        break;
-      }
-    }
-  }
+  explicit Registry(Loop& loop) : anchor_(loop), link_(loop, *this), loop_(&loop) {}
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -207,7 +196,6 @@ class Registry final {
   Link link_;
   Loop* const loop_;
   Root* head_ = nullptr;
-  std::optional<Io> guard_keeper_;
 };
 
 // A spawned Task. Its frame holds one reference, each cancellation request in flight another.
