@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "machine_state.hpp"
+
 namespace evcxx_bench::sbs {
 
 using Clock = std::chrono::steady_clock;
@@ -72,30 +74,10 @@ struct SizeRow {
 };
 std::vector<SizeRow> watcher_sizes();
 
-// Round trip between two threads spinning on one atomic, in nanoseconds: the wake-up floor, and
-// the test of whether two threads really run at once. Bounded by `budget` whatever the machine
-// does (a spinner falls back to sched_yield after a while, so two threads on one core still
-// make progress).
-struct SpinResult {
-  double ns_per_round_trip = 0;
-  std::uint64_t round_trips = 0;
-};
-SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget);
-
-// Keeps one core busy with a spinning thread while it exists.
-class BusyCore {
- public:
-  explicit BusyCore(bool pin);
-  ~BusyCore();
-  BusyCore(const BusyCore&) = delete;
-  BusyCore& operator=(const BusyCore&) = delete;
-  int pinned_cpu() const noexcept { return pinned_cpu_; }
-
- private:
-  struct State;
-  State* state_;
-  int pinned_cpu_ = -1;
-};
+// The machine-state probe and the busy-core spinner (machine_state.hpp).
+using evcxx_bench::BusyCore;
+using evcxx_bench::spin_ping_pong;
+using evcxx_bench::SpinResult;
 
 // Keeps the compiler from dropping or merging what a callback counts.
 inline void clobber() noexcept {

@@ -36,89 +36,6 @@ namespace evcxx_bench::sbs {
 
 namespace {
 
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-}  // namespace
-
-SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget) {
-  // Odd: the other thread's turn; even: ours. The other thread quits when it sees `quit`.
-  std::atomic<std::uint64_t> turn{0};
-  std::atomic<bool> quit{false};
-  const auto wait_for = [&](std::uint64_t value) {
-    for (int spins = 0; turn.load(std::memory_order_acquire) != value;) {
-      if (quit.load(std::memory_order_relaxed)) return false;
-      // Long past a cross-core hand-off (well under a microsecond): the other thread is not
-      // running, let it.
-      if (++spins > 2000) {
-        sched_yield();
-      } else {
-        cpu_relax();
-      }
-    }
-    return true;
-  };
-  std::thread other([&] {
-    for (std::uint64_t i = 0;; ++i) {
-      if (!wait_for(2 * i + 1)) return;
-      turn.store(2 * i + 2, std::memory_order_release);
-    }
-  });
-  const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(budget);
-  std::uint64_t done = 0;
-  while (done < round_trips) {
-    turn.store(2 * done + 1, std::memory_order_release);
-    wait_for(2 * done + 2);
-    ++done;
-    if ((done & 63) == 0 && Clock::now() > deadline) break;
-  }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  quit.store(true, std::memory_order_relaxed);
-  other.join();
-  return {seconds * 1e9 / static_cast<double>(done), done};
-}
-
-struct BusyCore::State {
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> spins{0};
-  std::thread thread;
-};
-
-BusyCore::BusyCore(bool pin) : state_(new State) {
-  state_->thread = std::thread([s = state_] {
-    std::uint64_t spins = 0;
-    while (!s->stop.load(std::memory_order_relaxed)) {
-      ++spins;
-      clobber();
-    }
-    s->spins.store(spins, std::memory_order_relaxed);
-  });
-  if (pin) {
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    const int cpu = static_cast<int>(std::max(0L, cpus - 1));
-    CPU_SET(cpu, &set);
-    if (pthread_setaffinity_np(state_->thread.native_handle(), sizeof set, &set) == 0) {
-      pinned_cpu_ = cpu;
-    }
-  }
-}
-
-BusyCore::~BusyCore() {
-  state_->stop.store(true, std::memory_order_relaxed);
-  state_->thread.join();
-  delete state_;
-}
-
-namespace {
-
 struct Options {
   int rounds = 15;
   double target_seconds = 0.025;
@@ -197,44 +114,6 @@ std::string json_number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
-}
-
-std::string load_average() {
-  double loads[3];
-  if (getloadavg(loads, 3) != 3) return "";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f, %.2f, %.2f", loads[0], loads[1], loads[2]);
-  return buf;
-}
-
-// "Do two threads really run at once?": several short spinning ping-pongs; the median burst
-// decides. A cross-core hand-off costs well under a microsecond; two threads time-sharing one
-// core cost a context switch or a time slice per hand-off.
-struct MachineState {
-  std::string when;
-  double median_ns = 0;
-  double best_ns = 0;
-  std::string verdict;
-  std::string load;
-};
-
-constexpr double kCoScheduledNs = 2000;
-
-MachineState measure_state(const std::string& when, bool expect_busy_spinner) {
-  std::vector<double> bursts;
-  for (int i = 0; i < 7; ++i) {
-    bursts.push_back(spin_ping_pong(2000, std::chrono::milliseconds(15)).ns_per_round_trip);
-  }
-  MachineState s;
-  s.when = expect_busy_spinner ? when + " (a third thread spinning)" : when;
-  s.median_ns = median(bursts);
-  s.best_ns = *std::min_element(bursts.begin(), bursts.end());
-  s.verdict = s.median_ns <= kCoScheduledNs ? "both cores free" : "one core busy";
-  s.load = load_average();
-  std::printf("machine state %-44s spin round trip median %.0f ns (best %.0f ns): %s\n",
-              s.when.c_str(), s.median_ns, s.best_ns, s.verdict.c_str());
-  std::fflush(stdout);
-  return s;
 }
 
 struct SideResult {
@@ -418,7 +297,7 @@ int run(int argc, char** argv) {
     }
     if (chosen.empty()) return;
     const std::string group = chosen.front()->group;
-    states.push_back(measure_state("before " + group, busy_spinner));
+    states.push_back(measure_machine_state("before " + group, busy_spinner));
     for (const Row* row : chosen) results.push_back(run_row(*row, o, states.back().verdict));
   };
   run_group(dispatch_rows(), false);
@@ -442,7 +321,7 @@ int run(int argc, char** argv) {
     pinned_cpu = spinner.pinned_cpu();
     run_group(std::move(busy), true);
   }
-  states.push_back(measure_state("at the end", false));
+  states.push_back(measure_machine_state("at the end", false));
 
   bool failed = false;
   for (const RowResult& r : results) failed = failed || !r.error.empty();

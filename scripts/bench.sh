@@ -15,7 +15,8 @@
 #                       Boost.Asio, std::condition_variable and eventfd
 #   async_bench         evcxx::Async beside ev_async
 #   coro_bench          evcxx::coro's waits beside the same waits with callbacks, and resume_on
-#                       round trips beside Boost.Asio's co_spawn + post
+#                       round trips beside Boost.Asio's co_spawn + post; run twice, the second
+#                       time with a third thread spinning (--busy-core), each state measured
 #
 # Needs CMake, a C++ compiler, libev, Google Benchmark, libuv, Boost (headers), pkg-config,
 # python3 and gnuplot; scripts/install-deps.sh installs them where it exists.
@@ -94,20 +95,25 @@ echo "== side_by_side_bench ($rounds rounds, ~${target_ms} ms per sample)"
 "${side_by_side[@]}"
 
 run() {
-  local binary="$1"
+  local binary="$1" out="$2"
+  shift 2
   echo
-  echo "== $binary (min time ${min_time}s, $repetitions repetitions)"
-  "$build/bench/$binary" \
+  echo "== $binary $* (min time ${min_time}s, $repetitions repetitions)"
+  "$build/bench/$binary" "$@" \
     --benchmark_min_time="$min_time" \
     --benchmark_repetitions="$repetitions" \
     --benchmark_enable_random_interleaving=true \
     --benchmark_display_aggregates_only=true \
-    --benchmark_out="$build/$binary.json" \
+    --benchmark_out="$build/$out.json" \
     --benchmark_out_format=json
 }
-run compare_bench
-run async_bench
-run coro_bench
+run compare_bench compare_bench
+run async_bench async_bench
+run coro_bench coro_bench
+# The coroutine rows again with one core kept busy (the machine's other state).
+coro_busy=(--busy-core)
+[ "${EVCXX_BENCH_PIN_SPINNER:-0}" = 1 ] && coro_busy+=(--pin-spinner)
+run coro_bench coro_bench_busy "${coro_busy[@]}"
 echo
 echo "bench.sh: benchmarks ran in $(($(date +%s) - start)) s"
 
@@ -118,7 +124,7 @@ if [ -n "$commit" ] && [ -n "$(git -C "$root" status --porcelain --untracked-fil
 fi
 report=(python3 "$root/scripts/bench_report.py" "$build/compare_bench.json" "$build/async_bench.json"
   "$out_md" "$out_svg" --side-by-side "$build/side_by_side_bench.json" --ratios-svg "$out_ratios"
-  --commit "$commit" --coro "$build/coro_bench.json")
+  --commit "$commit" --coro "$build/coro_bench.json" --coro-busy "$build/coro_bench_busy.json")
 ((quick)) && report+=(--smoke)
 mkdir -p "$(dirname "$out_md")"
 "${report[@]}"

@@ -615,22 +615,27 @@ def gnuplot_script(compare, svg_path, subtitle):
 CORO_ROWS = [
     ("`co_await sleep_for(loop, 0s)` / a 0 s `Timer` restarted in its callback (CPU)",
      "BM_Coro_SleepFor0", "BM_Callback_Timer0", "<= 1.3"),
-    ("`co_await readable(loop, fd)` / an `Io` stopped and restarted per event (CPU)",
-     "BM_Coro_Readable", "BM_Callback_ReadableOneShot", "<= 1.3"),
-    ("`co_await readable(loop, fd)` / an `Io` left active (CPU)",
-     "BM_Coro_Readable", "BM_Callback_Readable", ""),
+    ("`co_await readable(loop, fd)` / the same one-shot wait with a callback: a new `Io` per wait "
+     "(CPU)", "BM_Coro_Readable", "BM_Callback_ReadableFreshIo", "<= 1.3"),
+    ("`co_await readable(loop, fd)` / libev's own one-shot wait in C, `ev_once` (CPU)",
+     "BM_Coro_Readable", "BM_Libev_ReadableEvOnce", ""),
+    ("`co_await readable(loop, fd)` / one `Io` stopped and restarted per event, never registered "
+     "anew (CPU)", "BM_Coro_Readable", "BM_Callback_ReadableOneShot", ""),
     ("`co_await` of an `IoWatch` / an `Io` left active (CPU)",
      "BM_Coro_IoWatch", "BM_Callback_Readable", "<= 1.3"),
     ("`resume_on` there and back between two `LoopThread`s / Boost.Asio `co_spawn` + `post` "
-     "there and back between two `io_context` threads (wall)",
+     "there and back between two idle `io_context` threads (wall)",
      "BM_Coro_ResumeOnRoundTrip", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
-    ("the same with both loops busy-polling 50 us (`Loop::set_busy_poll`, opt-in) / Boost.Asio "
-     "(wall)", "BM_Coro_ResumeOnRoundTripBusyPoll", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
+    ("the same / Boost.Asio with a timer pending on each `io_context`, so that its threads block "
+     "in epoll_wait as evcxx's do (wall)",
+     "BM_Coro_ResumeOnRoundTrip", "BM_Asio_CoSpawnPostRoundTripWithIo", "< 1"),
+    ("`resume_on` with both loops busy-polling 50 us (`Loop::set_busy_poll`, opt-in) / Boost.Asio, "
+     "idle (wall)", "BM_Coro_ResumeOnRoundTripBusyPoll", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
 ]
 
 
-def coro_markdown(path):
-    """The coroutine section: medians per wait (or round trip) from coro_bench's JSON."""
+def coro_medians(path):
+    """Median ns per wait of each coro_bench benchmark, and the run's context."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     per_item = {}
@@ -640,21 +645,51 @@ def coro_markdown(path):
         name = run["run_name"].split("/")[0]
         if run.get("items_per_second"):
             per_item[name] = 1e9 / run["items_per_second"]
+    return per_item, data.get("context", {})
+
+
+def coro_markdown(path, busy_path=""):
+    """The coroutine section: medians per wait (or round trip) from coro_bench's JSON, for the
+    pass on a quiet machine and, when given, the pass with a third thread spinning."""
+    free, free_ctx = coro_medians(path)
+    busy, busy_ctx = coro_medians(busy_path) if busy_path and os.path.exists(busy_path) else ({}, {})
+
+    def state(ctx):
+        verdict = ctx.get("machine_state", "not measured")
+        spin = ctx.get("machine_state_spin_ns")
+        load = ctx.get("load_average")
+        extra = []
+        if spin:
+            extra.append(f"spin round trip median {int(spin):,} ns")
+        if load:
+            extra.append(f"load {load}")
+        return f"**{verdict}**" + (f" ({'; '.join(extra)})" if extra else "")
+
     lines = [
         "",
         "## Coroutines beside callbacks and Boost.Asio (`bench/coro_bench.cpp`)",
         "",
-        "Medians per wait (or round trip), measured in the same run after the rows above; the",
-        "machine state is the one measured there. Goals from issue 11.",
+        "Medians per wait (or round trip) over the repetitions, run in random order. Goals from "
+        "issue 11. "
+        "Two passes of the same binary: the first as the machine was, the second with a third "
+        "thread spinning (`coro_bench --busy-core`), so that one core is busy.",
         "",
-        "| wait | coroutine (ns) | without (ns) | ratio | goal |",
-        "| --- | ---: | ---: | ---: | --- |",
+        f"- Machine state before the first pass: {state(free_ctx)}.",
+    ]
+    if busy:
+        lines.append(f"- Machine state before the busy-core pass: {state(busy_ctx)}.")
+    lines += [
+        "",
+        "| wait | coroutine (ns) | without (ns) | ratio | ratio, a core busy | goal |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for label, coro, peer, goal in CORO_ROWS:
-        if coro not in per_item or peer not in per_item:
+        if coro not in free or peer not in free:
             continue
-        a, b = per_item[coro], per_item[peer]
-        lines.append(f"| {label} | {fmt_number(a)} | {fmt_number(b)} | {a / b:.2f}x | {goal} |")
+        a, b = free[coro], free[peer]
+        busy_ratio = f"{busy[coro] / busy[peer]:.2f}x" if coro in busy and peer in busy else "—"
+        lines.append(f"| {label} | {fmt_number(a)} | {fmt_number(b)} | {a / b:.2f}x | "
+                     f"{busy_ratio} | {goal} |")
     return "\n".join(lines) + "\n"
 
 
@@ -669,6 +704,8 @@ def main():
     parser.add_argument("--ratios-svg", dest="ratios_svg", default="")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--coro", default="", help="coro_bench's JSON: adds the coroutine rows")
+    parser.add_argument("--coro-busy", dest="coro_busy", default="",
+                        help="coro_bench --busy-core's JSON: the same rows with a core busy")
     args = parser.parse_args()
 
     sbs = None
@@ -706,7 +743,7 @@ def main():
             )
         )
         if args.coro and os.path.exists(args.coro):
-            f.write(coro_markdown(args.coro))
+            f.write(coro_markdown(args.coro, args.coro_busy))
 
     for text in scripts:
         with tempfile.NamedTemporaryFile("w", suffix=".gp", delete=False) as script:
