@@ -71,8 +71,8 @@ class ClosedFdGuard;
 ///
 /// Cost, while Io watchers are active: one poll() call per iteration over their descriptors (poll,
 /// linuxaio), or one per iteration that changed a watcher plus one per closed_fd_check_interval()
-/// (epoll and the others); nothing on select. How the checks are scheduled on each backend:
-/// docs/closed-fd-guard.md.
+/// (epoll and the others), an fcntl() instead when one descriptor is concerned; nothing on
+/// select. How the checks are scheduled on each backend: docs/closed-fd-guard.md.
 ///
 /// Refused with an exception (where libev would abort): watching the loop's own epoll descriptor
 /// (std::invalid_argument; a stale number closed before the Loop was created can name it), and
