@@ -11,19 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "../src/cpu_relax.hpp"  // the library's own spin hint
+
 namespace evcxx_bench {
 
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 std::string load_average() {
   double loads[3];
@@ -65,7 +59,7 @@ SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<doubl
       if (++spins > 2000) {
         sched_yield();
       } else {
-        cpu_relax();
+        evcxx::detail::cpu_relax();
       }
     }
     return true;
@@ -93,18 +87,14 @@ SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<doubl
 
 struct BusyCore::State {
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> spins{0};
   std::thread thread;
 };
 
 BusyCore::BusyCore(bool pin) : state_(new State) {
   state_->thread = std::thread([s = state_] {
-    std::uint64_t spins = 0;
+    // Spins without a pause hint: the point is to keep the core busy.
     while (!s->stop.load(std::memory_order_relaxed)) {
-      ++spins;
-      asm volatile("" ::: "memory");  // keeps the count in the loop
     }
-    s->spins.store(spins, std::memory_order_relaxed);
   });
   if (pin) {
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
