@@ -397,8 +397,12 @@ void Loop::on_wakeup() noexcept {
     }
     impl_->holds_ref = more;
   }
-  if (impl_->tasks.closed_and_drained()) ev_break(loop_, EVBREAK_ALL);
+  if (impl_->tasks.closed_and_drained()) {
+    impl_->note_break(false);
+    ev_break(loop_, EVBREAK_ALL);
+  }
   if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
+    impl_->note_break(false);
     ev_break(loop_, EVBREAK_ONE);
   }
 }
@@ -491,22 +495,63 @@ void Loop::spin_before_block() noexcept {
   // first), as do events they fed: run them now, as libev allows a callback to, so that the spin
   // comes last. A hook of the user's decides how callbacks run: then skip the spin instead.
   if (ev_pending_count(loop_) != 0 && !impl.invoke_hook) ev_invoke_pending(loop_);
-  // Nor when the loop would not block: something is pending, an Idle is active, it was broken in
-  // this iteration or nothing keeps it running (or a callback just turned the busy poll off).
-  if (ev_pending_count(loop_) != 0 || impl.active_idles != 0 || impl.busy_poll.count() == 0) return;
-  if (impl.broken && impl.broken_iteration == ev_iteration(loop_)) return;
-  if (!has_referencing_watchers()) return;
+  if (!would_block()) return;
   using SteadyClock = std::chrono::steady_clock;
   const SteadyClock::time_point deadline = SteadyClock::now() + impl.spin_length;
+  // A send seen is served right here, so that two loops busy-polling each other never make a
+  // system call; not under Run::once (one iteration, as libev's poll would end it) nor with an
+  // invoke-pending hook (which decides how callbacks run): there the spin ends for libev instead.
+  const bool serve = (impl.run_flags & EVRUN_ONCE) == 0 && !impl.invoke_hook;
   do {
-    // A send sets `sent` before libev's wake-up logic, which then either finds no wake-up wanted
-    // yet and skips the write (the coming poll does not block) or writes it (and wakes the poll).
-    if (__atomic_load_n(&impl.wakeup.sent, __ATOMIC_ACQUIRE) != 0) return;
-    for (const Async* async = impl.started_asyncs; async != nullptr; async = async->next_started_) {
-      if (async->sent()) return;
+    if (serve ? take_sends() : has_sends()) {
+      if (!serve) return;
+      ev_invoke_pending(loop_);
+      // The callbacks ran in the prepare phase, after the closed-descriptor guard's check.
+      if (fd_guard_ != nullptr) detail::recheck_closed_fds(*this);
+      if (!would_block()) return;
+      continue;
     }
     detail::cpu_relax();
   } while (SteadyClock::now() < deadline);
+}
+
+bool Loop::would_block() const noexcept {
+  // Not when something is pending, an Idle is active, the loop was broken in this iteration or
+  // nothing keeps it running (or a callback just turned the busy poll off).
+  const Impl& impl = *impl_;
+  if (ev_pending_count(loop_) != 0 || impl.active_idles != 0 || impl.busy_poll.count() == 0)
+    return false;
+  if (impl.broken && impl.broken_iteration == ev_iteration(loop_)) return false;
+  return has_referencing_watchers();
+}
+
+bool Loop::has_sends() const noexcept {
+  // A send sets `sent` before libev's wake-up logic, which then either finds no wake-up wanted
+  // yet and skips the write (the coming poll does not block) or writes it (and wakes the poll).
+  if (__atomic_load_n(&impl_->wakeup.sent, __ATOMIC_ACQUIRE) != 0) return true;
+  for (const Async* async = impl_->started_asyncs; async != nullptr; async = async->next_started_) {
+    if (async->sent()) return true;
+  }
+  return false;
+}
+
+bool Loop::take_sends() noexcept {
+  bool taken = take_send(impl_->wakeup);
+  for (Async* async = impl_->started_asyncs; async != nullptr; async = async->next_started_) {
+    taken = take_send(*async->native()) || taken;
+  }
+  return taken;
+}
+
+bool Loop::take_send(ev_async& async) noexcept {
+  // What libev's own wake-up callback does, with a full fence (the exchange) between clearing the
+  // flag and the callback, so that a send coming meanwhile is seen again rather than lost. libev's
+  // "async pending" flag stays set: later sends skip the wake-up write, and the next poll does not
+  // block and finds nothing left to deliver.
+  if (__atomic_load_n(&async.sent, __ATOMIC_RELAXED) == 0) return false;
+  if (__atomic_exchange_n(&async.sent, 0, __ATOMIC_SEQ_CST) == 0) return false;
+  ev_feed_event(loop_, &async, EV_ASYNC);
+  return true;
 }
 
 void Loop::set_release_hooks(std::function<void()> release, std::function<void()> acquire) {

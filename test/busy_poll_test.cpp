@@ -340,6 +340,104 @@ TEST(BusyPoll, SpinsBeforeBlockingUntilASend) {
   EXPECT_FALSE(dog.fired());
 }
 
+// The sends and posts the spin sees are served inside it, which goes on: the loop never polls
+// while another thread keeps it busy (without serving, each send ended the spin and the loop
+// polled once per send), and stop() still ends even an endless spin.
+TEST(BusyPoll, ServesSendsAndPostsInsideTheSpinWithoutPolling) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> delivered{0};
+  evcxx::Async ping(loop, [&] { delivered.fetch_add(1, std::memory_order_release); });
+  PollProbe probe(loop);
+  constexpr int kSends = 200;
+  Lockstep result;
+  bool polled_while_served = true;
+  std::thread producer([&] {
+    for (int i = 0; i < kSends && !result.lost; ++i) {
+      if (i % 2 == 0) {
+        ping.send();
+      } else {
+        loop.post([&] { delivered.fetch_add(1, std::memory_order_release); });
+      }
+      const auto patience = SteadyClock::now() + evcxx_test::kPatience;
+      while (delivered.load(std::memory_order_acquire) <= i) {
+        if (SteadyClock::now() > patience) result.lost = true;
+        if (result.lost) break;
+        std::this_thread::yield();
+      }
+      result.rounds = i + 1;
+    }
+    polled_while_served = probe.entered_poll.is_set();
+    loop.stop();  // ends the endless spin: the loop polls, and run() returns
+  });
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  producer.join();
+  EXPECT_FALSE(result.lost);
+  EXPECT_EQ(result.rounds, kSends);
+  EXPECT_EQ(delivered.load(), kSends);
+  EXPECT_FALSE(polled_while_served);
+  EXPECT_FALSE(dog.fired());
+}
+
+// What a served callback does to the loop ends the spin as it would end the iteration.
+TEST(BusyPoll, AServedCallbackThatThrowsEndsTheSpinAndRunRethrows) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  evcxx::Async boom(loop, [] { throw std::runtime_error("from a served callback"); });
+  Watchdog dog(loop, kHangLimit);
+  std::thread sender([&] { boom.send(); });
+  EXPECT_THROW(loop.run(), std::runtime_error);
+  sender.join();
+  EXPECT_FALSE(dog.fired());
+}
+
+TEST(BusyPoll, AServedBreakLoopEndsTheSpin) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  int calls = 0;
+  evcxx::Async quit(loop, [&] {
+    ++calls;
+    loop.break_loop();
+  });
+  Watchdog dog(loop, kHangLimit);
+  std::thread sender([&] { quit.send(); });
+  EXPECT_TRUE(loop.run());  // broken with the Async still active
+  sender.join();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(dog.fired());
+}
+
+TEST(BusyPoll, AServedCallbackStoppingTheLastWatcherLetsRunReturn) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::optional<evcxx::Async> last;
+  last.emplace(loop, [&] { last->stop(); });
+  Watchdog dog(loop, kHangLimit);
+  std::thread sender([&] { last->send(); });
+  EXPECT_FALSE(loop.run());  // nothing keeps it running: no spin, no block
+  sender.join();
+  EXPECT_FALSE(dog.fired());
+}
+
+// A timer a served callback starts fires once the spin is over (so at most the spin late).
+TEST(BusyPoll, ATimerStartedByAServedCallbackFiresAfterTheSpin) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kSpin);
+  int fired = 0;
+  evcxx::Timer timer(loop, evcxx::deferred, 0s, [&] {
+    ++fired;
+    loop.break_loop();
+  });
+  evcxx::Async start_timer(loop, [&] { timer.start(); });
+  Watchdog dog(loop);
+  std::thread sender([&] { start_timer.send(); });
+  loop.run();
+  sender.join();
+  EXPECT_EQ(fired, 1);
+  EXPECT_FALSE(dog.fired());
+}
+
 TEST(BusyPoll, SpinsAfterEveryPrepareOfTheLowestPriority) {
   evcxx::Loop loop;
   int calls = 0;
