@@ -62,11 +62,12 @@ struct Loop::Impl {
   ev_prepare spin;  // started (and unref'd) while the busy poll is on
   std::chrono::duration<double> busy_poll{0};
   std::chrono::steady_clock::duration spin_length{0};
-  Async* started_asyncs = nullptr;  // the Asyncs started through evcxx, newest first
-  int active_idles = 0;             // the Idles started through evcxx
-  int run_depth = 0;                // ev_depth() inside the innermost run(); 0 outside
-  int run_flags = 0;                // that run()'s ev_run() flags
-  bool broken = false;              // ev_break() was called in iteration broken_iteration
+  Async* started_asyncs = nullptr;   // the Asyncs started through evcxx, newest first
+  int active_idles = 0;              // the Idles started through evcxx
+  int run_depth = 0;                 // ev_depth() inside the innermost run(); 0 outside
+  int run_flags = 0;                 // that run()'s ev_run() flags
+  bool broken = false;               // ev_break() was called in iteration broken_iteration
+  bool tasks_wait_for_poll = false;  // the last batch left tasks that must wait for the poll
   unsigned broken_iteration = 0;
 
   detail::OnceWait* once_waits = nullptr;  // Loop::once() waits not yet over; loop thread
@@ -389,6 +390,7 @@ void Loop::on_wakeup() noexcept {
   // Tasks those tasks posted are work too: run() must not return before it reaches them (the
   // queue has re-armed the wakeup for them).
   const bool more = impl_->tasks.has_pending();
+  impl_->tasks_wait_for_poll = more;
   if (more != impl_->holds_ref) {
     if (more) {
       ev_ref(loop_);
@@ -505,10 +507,12 @@ void Loop::spin_before_block() noexcept {
   do {
     if (serve ? take_sends() : has_sends()) {
       if (!serve) return;
+      impl.tasks_wait_for_poll = false;
       ev_invoke_pending(loop_);
       // The callbacks ran in the prepare phase, after the closed-descriptor guard's check.
       if (fd_guard_ != nullptr) detail::recheck_closed_fds(*this);
-      if (!would_block()) return;
+      // Tasks posted by tasks run after the loop polled for I/O, as post() promises.
+      if (impl.tasks_wait_for_poll || !would_block()) return;
       continue;
     }
     detail::cpu_relax();

@@ -380,6 +380,32 @@ TEST(BusyPoll, ServesSendsAndPostsInsideTheSpinWithoutPolling) {
   EXPECT_FALSE(dog.fired());
 }
 
+// post() promises that a task posted by a task runs after the loop polled for I/O: a served
+// batch that leaves such tasks ends the spin (serving them in the spin would never poll here).
+TEST(BusyPoll, ATaskRepostingItselfStillLetsTheLoopPoll) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  evcxx::Async keep_running(loop, [] {});
+  PollProbe probe(loop);
+  constexpr int kLimit = 1000;
+  int reposts = 0;
+  std::function<void()> repost = [&] {
+    if (probe.entered_poll.is_set()) {
+      loop.break_loop();
+    } else if (++reposts < kLimit) {
+      loop.post(repost);
+    } else {
+      loop.break_loop();  // served kLimit times without a poll
+    }
+  };
+  loop.post(repost);  // the first iteration's spin serves it
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  EXPECT_LT(reposts, kLimit);
+  EXPECT_TRUE(probe.entered_poll.is_set());
+  EXPECT_FALSE(dog.fired());
+}
+
 // What a served callback does to the loop ends the spin as it would end the iteration.
 TEST(BusyPoll, AServedCallbackThatThrowsEndsTheSpinAndRunRethrows) {
   evcxx::Loop loop;
