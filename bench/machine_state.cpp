@@ -47,7 +47,8 @@ MachineState measure_machine_state(const std::string& when, bool expect_busy_spi
   return s;
 }
 
-SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget) {
+SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
+                          std::chrono::duration<double> warmup) {
   // Odd: the other thread's turn; even: ours. The other thread quits when it sees `quit`.
   std::atomic<std::uint64_t> turn{0};
   std::atomic<bool> quit{false};
@@ -70,19 +71,26 @@ SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<doubl
       turn.store(2 * i + 2, std::memory_order_release);
     }
   });
-  const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(budget);
   std::uint64_t done = 0;
-  while (done < round_trips) {
+  const auto warm = Clock::now() + std::chrono::duration_cast<Clock::duration>(warmup);
+  while (Clock::now() < warm) {
     turn.store(2 * done + 1, std::memory_order_release);
     wait_for(2 * done + 2);
     ++done;
-    if ((done & 63) == 0 && Clock::now() > deadline) break;
+  }
+  const std::uint64_t untimed = done;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(budget);
+  while (done - untimed < round_trips) {
+    turn.store(2 * done + 1, std::memory_order_release);
+    wait_for(2 * done + 2);
+    ++done;
+    if (((done - untimed) & 63) == 0 && Clock::now() > deadline) break;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   quit.store(true, std::memory_order_relaxed);
   other.join();
-  return {seconds * 1e9 / static_cast<double>(done), done};
+  return {seconds * 1e9 / static_cast<double>(done - untimed), done - untimed};
 }
 
 struct BusyCore::State {

@@ -13,12 +13,14 @@ namespace evcxx_bench {
 // Round trip between two threads spinning on one atomic, in nanoseconds: the wake-up floor, and
 // the test of whether two threads really run at once. Bounded by `budget` whatever the machine
 // does (a spinner falls back to sched_yield after a while, so two threads on one core still
-// make progress).
+// make progress). A `warmup` of ping-pong comes first, untimed: a new thread starts on its
+// parent's core, and the scheduler takes a while to move it to the other one.
 struct SpinResult {
   double ns_per_round_trip = 0;
   std::uint64_t round_trips = 0;
 };
-SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget);
+SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
+                          std::chrono::duration<double> warmup = std::chrono::seconds(0));
 
 // Above this many nanoseconds per spinning round trip, the two threads were not running at once.
 constexpr double kCoScheduledNs = 2000;
