@@ -504,7 +504,8 @@ void Loop::spin_before_block() noexcept {
   // system call; not under Run::once (one iteration, as libev's poll would end it) nor with an
   // invoke-pending hook (which decides how callbacks run): there the spin ends for libev instead.
   const bool serve = (impl.run_flags & EVRUN_ONCE) == 0 && !impl.invoke_hook;
-  do {
+  // The clock is read every few rounds only: it costs more than a look at the flags.
+  for (unsigned round = 1;; ++round) {
     if (serve ? take_sends() : has_sends()) {
       if (!serve) return;
       impl.tasks_wait_for_poll = false;
@@ -513,10 +514,11 @@ void Loop::spin_before_block() noexcept {
       if (fd_guard_ != nullptr) detail::recheck_closed_fds(*this);
       // Tasks posted by tasks run after the loop polled for I/O, as post() promises.
       if (impl.tasks_wait_for_poll || !would_block()) return;
-      continue;
+    } else {
+      detail::cpu_relax();
     }
-    detail::cpu_relax();
-  } while (SteadyClock::now() < deadline);
+    if (round % 16 == 0 && SteadyClock::now() >= deadline) return;
+  }
 }
 
 bool Loop::would_block() const noexcept {
