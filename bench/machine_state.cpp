@@ -48,7 +48,7 @@ MachineState measure_machine_state(const std::string& when, bool expect_busy_spi
 }
 
 SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
-                          std::chrono::duration<double> warmup) {
+                          bool pinned) {
   // Odd: the other thread's turn; even: ours. The other thread quits when it sees `quit`.
   std::atomic<std::uint64_t> turn{0};
   std::atomic<bool> quit{false};
@@ -71,26 +71,31 @@ SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<doubl
       turn.store(2 * i + 2, std::memory_order_release);
     }
   });
-  std::uint64_t done = 0;
-  const auto warm = Clock::now() + std::chrono::duration_cast<Clock::duration>(warmup);
-  while (Clock::now() < warm) {
-    turn.store(2 * done + 1, std::memory_order_release);
-    wait_for(2 * done + 2);
-    ++done;
+  cpu_set_t caller_cpus;
+  const bool pin = pinned && sysconf(_SC_NPROCESSORS_ONLN) >= 2 &&
+                   pthread_getaffinity_np(pthread_self(), sizeof caller_cpus, &caller_cpus) == 0;
+  if (pin) {
+    cpu_set_t set;
+    for (int cpu = 0; cpu < 2; ++cpu) {
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      pthread_setaffinity_np(cpu == 0 ? pthread_self() : other.native_handle(), sizeof set, &set);
+    }
   }
-  const std::uint64_t untimed = done;
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(budget);
-  while (done - untimed < round_trips) {
+  std::uint64_t done = 0;
+  while (done < round_trips) {
     turn.store(2 * done + 1, std::memory_order_release);
     wait_for(2 * done + 2);
     ++done;
-    if (((done - untimed) & 63) == 0 && Clock::now() > deadline) break;
+    if ((done & 63) == 0 && Clock::now() > deadline) break;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   quit.store(true, std::memory_order_relaxed);
   other.join();
-  return {seconds * 1e9 / static_cast<double>(done - untimed), done - untimed};
+  if (pin) pthread_setaffinity_np(pthread_self(), sizeof caller_cpus, &caller_cpus);
+  return {seconds * 1e9 / static_cast<double>(done), done};
 }
 
 struct BusyCore::State {

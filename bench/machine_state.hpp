@@ -13,14 +13,15 @@ namespace evcxx_bench {
 // Round trip between two threads spinning on one atomic, in nanoseconds: the wake-up floor, and
 // the test of whether two threads really run at once. Bounded by `budget` whatever the machine
 // does (a spinner falls back to sched_yield after a while, so two threads on one core still
-// make progress). A `warmup` of ping-pong comes first, untimed: a new thread starts on its
-// parent's core, and the scheduler takes a while to move it to the other one.
+// make progress). With `pinned`, on a machine of two or more CPUs, the two threads are pinned to
+// CPUs 0 and 1 for the run (the floor at its best: a new thread starts on its parent's core, and
+// the scheduler may take long to move it); the caller's own affinity is restored afterwards.
 struct SpinResult {
   double ns_per_round_trip = 0;
   std::uint64_t round_trips = 0;
 };
 SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
-                          std::chrono::duration<double> warmup = std::chrono::seconds(0));
+                          bool pinned = false);
 
 // Above this many nanoseconds per spinning round trip, the two threads were not running at once.
 constexpr double kCoScheduledNs = 2000;

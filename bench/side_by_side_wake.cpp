@@ -8,6 +8,8 @@
 
 #include <ev.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -58,15 +60,27 @@ class Done {
 // each side is still spinning when the other's wake-up comes.
 constexpr std::chrono::microseconds busy_poll_spin{50};
 
-void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin) {
-  thread.submit([&thread, spin] { thread.loop().set_busy_poll(spin); }).get();
+// Busy-polling loops are pinned as the spinning floor is (loop A to CPU 0, B to CPU 1), so that
+// the two are compared on the same placement; the blocking rows run where the scheduler puts them.
+void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin, int cpu) {
+  thread
+      .submit([&thread, spin, cpu] {
+        thread.loop().set_busy_poll(spin);
+        if (spin.count() > 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+          cpu_set_t set;
+          CPU_ZERO(&set);
+          CPU_SET(cpu, &set);
+          pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        }
+      })
+      .get();
 }
 
 Sample evcxx_async(std::uint64_t ops, std::chrono::duration<double> spin) {
   evcxx::LoopThread a("bench-wake-a");
   evcxx::LoopThread b("bench-wake-b");
-  set_busy_poll(a, spin);
-  set_busy_poll(b, spin);
+  set_busy_poll(a, spin, 0);
+  set_busy_poll(b, spin, 1);
   std::optional<evcxx::Async> on_a;
   std::optional<evcxx::Async> on_b;
   std::uint64_t round_trips = 0;  // thread A
@@ -113,8 +127,8 @@ struct PostPingPong {
 Sample evcxx_post(std::uint64_t ops, std::chrono::duration<double> spin) {
   PostPingPong p;
   p.target = ops;
-  set_busy_poll(p.a, spin);
-  set_busy_poll(p.b, spin);
+  set_busy_poll(p.a, spin, 0);
+  set_busy_poll(p.b, spin, 1);
   const auto start = Clock::now();
   p.ping();
   p.done.wait();
@@ -122,8 +136,8 @@ Sample evcxx_post(std::uint64_t ops, std::chrono::duration<double> spin) {
 }
 
 Sample spin(std::uint64_t ops) {
-  // The floor at its best: timed once the scheduler has put the two threads on two cores.
-  const SpinResult r = spin_ping_pong(ops, std::chrono::seconds(10), std::chrono::milliseconds(5));
+  // The floor at its best: the two threads pinned to two CPUs.
+  const SpinResult r = spin_ping_pong(ops, std::chrono::seconds(10), /*pinned=*/true);
   return {r.round_trips, r.ns_per_round_trip * static_cast<double>(r.round_trips) / 1e9};
 }
 
@@ -254,7 +268,8 @@ Row wake_row(std::string name, std::string what, std::string label, Body evcxx) 
   row.unit = "round trip";
   row.ops = 200;
   row.evcxx = {"evcxx", std::move(label), std::move(evcxx)};
-  row.peers.push_back({"spin", "two threads spinning on one atomic (the floor)", spin});
+  row.peers.push_back(
+      {"spin", "two threads spinning on one atomic, pinned to two CPUs (the floor)", spin});
   row.peers.push_back({"futex", "bare futex ping-pong", futex_ping_pong});
   row.peers.push_back({"eventfd", "bare eventfd ping-pong (blocking read)", eventfd_ping_pong});
   row.peers.push_back({"libev", "two raw libev loop threads, ev_async", libev_async});

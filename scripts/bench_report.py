@@ -313,7 +313,8 @@ GROUPS = [
      "32-byte message in flight on every connection. Time per echoed message: the inverse of "
      "messages per second (with one connection, the round trip)."),
     ("wake", "Wake-up floor: a round trip between two threads",
-     "Thread A wakes B, B wakes A back. The floor is two threads spinning on one atomic; a "
+     "Thread A wakes B, B wakes A back. The floor is two threads spinning on one atomic, pinned "
+     "to two CPUs; a "
      "ratio against it is how far a wake-up is from free. The busy-poll rows turn on "
      "`Loop::set_busy_poll(50us)` on both loops: each spins before it blocks and serves the "
      "other's wake-up inside the spin, so that neither side makes a system call."),
