@@ -436,6 +436,7 @@ void Loop::set_busy_poll(std::chrono::duration<double> spin) {
   impl_->spin_length = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(std::min(spin.count(), longest)));
   const bool on = spin.count() > 0;
+  impl_->tasks.set_yield_before_sleep(!on);  // a busy-polling loop spins instead of sleeping
   if (on == (ev_is_active(&impl_->spin) != 0)) return;
   if (on) {
     ev_prepare_start(loop_, &impl_->spin);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <new>
+#include <thread>
 #include <utility>
 
 EVCXX_BEGIN_NAMESPACE
@@ -382,6 +383,7 @@ void TaskQueue::drop_abandoned_lanes() noexcept {
 }
 
 void TaskQueue::rest() noexcept {
+  bool yielded = false;
   for (int spins = 0;; ++spins) {
     const Lanes* lanes = lanes_.load(std::memory_order_seq_cst);
     bool in_flight = false;  // a position claimed but not yet published
@@ -400,6 +402,14 @@ void TaskQueue::rest() noexcept {
     if (in_flight && spins < max_rest_spins) {
       cpu_relax();
       continue;
+    }
+    // Before sleeping, let a producer that shares this core run and post on: once we sleep, each
+    // of its posts would wake us (a system call on its side), and the scheduler would hand the
+    // core to us at once to run that one task. Alone on the core, yield() returns at once.
+    if (yield_before_sleep_ && !yielded) {
+      yielded = true;
+      std::this_thread::yield();
+      continue;  // look again: what was posted meanwhile is the next batch
     }
     // Sleep: the next claim on an empty lane wakes us, and so does the producer of a position
     // still in flight (via publish_watched_).

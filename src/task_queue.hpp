@@ -28,8 +28,10 @@ namespace detail {
 // fail once a position is claimed) and the consumer hands each one back to the pool when it has
 // run it. Memory follows the backlog, and there is no capacity to overflow.
 //
-// Wake-ups. When the consumer has run everything it goes to sleep: it raises `sleeping_` and the
-// sleeping bit of every lane (a CAS that fails if the lane got a new claim). The next claim on a
+// Wake-ups. When the consumer has run everything it yields its core once (so that a producer
+// sharing it posts on instead of waking the consumer for every task), then goes to sleep: it
+// raises `sleeping_` and the sleeping bit of every lane (a CAS that fails if the lane got a new
+// claim). The next claim on a
 // lane sees its bit in its own fetch_add and, after publishing, the producer that takes
 // `sleeping_` back wakes the consumer (ev_async_send): one wake-up per batch, and publishing is a
 // plain release store. A position claimed but not yet published is waited for briefly; should its
@@ -77,6 +79,10 @@ class TaskQueue {
 
   // Consumer, with no producer left: destroys every queued task without running it.
   void discard_all() noexcept;
+
+  // Consumer: whether a consumer about to sleep first yields its core (see rest()); on by default,
+  // off for a busy-polling loop, which spins instead of sleeping.
+  void set_yield_before_sleep(bool yield) noexcept { yield_before_sleep_ = yield; }
 
   // Consumer: lanes currently registered (for tests).
   std::size_t lane_count() noexcept;
@@ -152,6 +158,7 @@ class TaskQueue {
   // Consumer only.
   alignas(64) std::thread::id batch_thread_;
   int linger_misses_ = max_linger_misses;
+  bool yield_before_sleep_ = true;
   bool in_batch_ = false;  // a task ran the loop again (nested run()): the outer batch goes on
 
   // Spare segments: a few on a lock-free shelf (the steady state: a producer that starts a
