@@ -513,8 +513,9 @@ void Loop::spin_before_block() noexcept {
       ev_invoke_pending(loop_);
       // The callbacks ran in the prepare phase, after the closed-descriptor guard's check.
       if (fd_guard_ != nullptr) detail::recheck_closed_fds(*this);
-      // Tasks posted by tasks run after the loop polled for I/O, as post() promises.
-      if (impl.tasks_wait_for_poll || !would_block()) return;
+      // Tasks posted by tasks run after the loop polled for I/O, as post() promises; a hook set
+      // meanwhile decides how the next callbacks run.
+      if (impl.tasks_wait_for_poll || impl.invoke_hook || !would_block()) return;
     } else {
       detail::cpu_relax();
     }

@@ -406,6 +406,36 @@ TEST(BusyPoll, ATaskRepostingItselfStillLetsTheLoopPoll) {
   EXPECT_FALSE(dog.fired());
 }
 
+// A callback served in the spin that sets an invoke-pending hook: the next send is run through
+// the hook (the spin stops serving), not behind its back.
+TEST(BusyPoll, AHookSetByAServedCallbackRunsTheNextCallbacks) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> calls{0};
+  int hooked = 0;
+  evcxx::Async async(loop, [&] {
+    if (calls.fetch_add(1, std::memory_order_acq_rel) == 0) {
+      loop.set_invoke_pending_hook([&](evcxx::Loop& l) {
+        ++hooked;
+        l.invoke_pending();
+      });
+    } else {
+      loop.break_loop();
+    }
+  });
+  Watchdog dog(loop, kHangLimit);
+  std::thread sender([&] {
+    async.send();
+    while (calls.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    async.send();
+  });
+  loop.run();
+  sender.join();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_GE(hooked, 1);
+  EXPECT_FALSE(dog.fired());
+}
+
 // What a served callback does to the loop ends the spin as it would end the iteration.
 TEST(BusyPoll, AServedCallbackThatThrowsEndsTheSpinAndRunRethrows) {
   evcxx::Loop loop;
