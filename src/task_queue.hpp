@@ -29,15 +29,14 @@ namespace detail {
 // run it. Memory follows the backlog, and there is no capacity to overflow.
 //
 // Wake-ups. When the consumer has run everything it yields its core once (so that a producer
-// sharing it posts on instead of waking the consumer for every task), then goes to sleep: it
-// raises `sleeping_` and the sleeping bit of every lane (a CAS that fails if the lane got a new
-// claim). The next claim on a
-// lane sees its bit in its own fetch_add and, after publishing, the producer that takes
-// `sleeping_` back wakes the consumer (ev_async_send): one wake-up per batch, and publishing is a
-// plain release store. A position claimed but not yet published is waited for briefly; should its
-// producer be descheduled, the consumer sets `publish_watched_` and the two sides meet in a Dekker
-// handshake whose heavy half (membarrier(2), when the kernel has it) is on the consumer's rare
-// path.
+// sharing it posts on instead of waking the consumer for every task), then goes to sleep: it raises
+// `sleeping_` and the sleeping bit of every lane (a CAS that fails if the lane got a new claim).
+// The next claim on a lane sees its bit in its own fetch_add and, after publishing, the producer
+// that takes `sleeping_` back wakes the consumer (ev_async_send): one wake-up per batch, and
+// publishing is a plain release store. A position claimed but not yet published is waited for
+// briefly; should its producer be descheduled, the consumer sets `publish_watched_` and the two
+// sides meet in a Dekker handshake whose heavy half (membarrier(2), when the kernel has it) is on
+// the consumer's rare path.
 //
 // Batches. A batch runs what every lane held when it started; then, while producers on other
 // threads keep it busy, up to a budget more. Tasks posted by the batch's own tasks wait for the

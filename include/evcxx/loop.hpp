@@ -364,22 +364,21 @@ class EVCXX_API Loop {
   /// What it sees it serves at once, inside the spin: the tasks and callbacks run there and the
   /// spin goes on (unless tasks posted by those tasks are left, which run after the loop polled
   /// for I/O, as post() promises), so that neither side makes a system call (the sender skips its
-  /// wake-up write, the loop its poll) and two loops busy-polling each other hand work back and
-  /// forth at the cost of a few cache-line transfers. Under Run::once, or with an invoke-pending
-  /// hook, the first send ends the spin instead and the iteration handles it as usual.
-  /// break_loop(), stop() and a callback that throws end the spin at once (an ev_break() on
-  /// native() only when it is over). Zero, the default, turns it off; a change takes effect at the
-  /// next iteration. The loop does not spin where it would not block: with an event pending or an
-  /// Idle active, once broken in this iteration, when no evcxx watcher keeps it running and under
-  /// Run::nowait; nor outside run() (an ev_run() of native(), an Embed's sweep). I/O, timers,
-  /// signals and sends to raw ev_async watchers that come meanwhile, and the timers and I/O that
-  /// served callbacks start, are handled when the spin ends, up to `spin` late (Loop::now() stays
-  /// the time the iteration started): keep it short (tens of microseconds cover a round trip
-  /// between two loop threads), and use it only where the loop thread has a core of its own (a spin
-  /// on a shared core delays the very threads that would wake it). The spin is a lowest-priority
-  /// prepare watcher, so it runs inside an invoke-pending hook and before the release hook (with
-  /// their lock held). Thread-safety: loop thread, also inside a callback. Throws:
-  /// std::invalid_argument for a negative, infinite or NaN spin.
+  /// wake-up write, the loop its poll). Under Run::once, or with an invoke-pending hook, the first
+  /// send ends the spin instead and the iteration handles it as usual. break_loop(), stop() and a
+  /// callback that throws end the spin at once (an ev_break() on native() only when it is over).
+  /// Zero, the default, turns it off; a change takes effect at the next iteration.
+  /// The loop does not spin where it would not block: with an event pending or an Idle active,
+  /// once broken in this iteration, when no evcxx watcher keeps it running and under Run::nowait;
+  /// nor outside run() (an ev_run() of native(), an Embed's sweep). I/O, timers, signals and sends
+  /// to raw ev_async watchers that come meanwhile, and the timers and I/O that served callbacks
+  /// start, are handled when the spin ends, up to `spin` late (Loop::now() stays the time the
+  /// iteration started): keep it short, and use it only where the loop thread has a core of its
+  /// own (a spin on a shared core delays the very threads that would wake it). The spin is a
+  /// lowest-priority prepare watcher, so it runs inside an invoke-pending hook and before the
+  /// release hook (with their lock held).
+  /// Thread-safety: loop thread, also inside a callback.
+  /// Throws: std::invalid_argument for a negative, infinite or NaN spin.
   void set_busy_poll(std::chrono::duration<double> spin);
   /// The spin set by set_busy_poll(); zero when busy polling is off.
   /// Thread-safety: loop thread.
