@@ -47,6 +47,13 @@ MachineState measure_machine_state(const std::string& when, bool expect_busy_spi
   return s;
 }
 
+bool pin_to_cpu(pthread_t thread, int cpu) noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(thread, sizeof set, &set) == 0;
+}
+
 SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
                           bool pinned) {
   // Odd: the other thread's turn; even: ours. The other thread quits when it sees `quit`.
@@ -75,12 +82,8 @@ SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<doubl
   const bool pin = pinned && sysconf(_SC_NPROCESSORS_ONLN) >= 2 &&
                    pthread_getaffinity_np(pthread_self(), sizeof caller_cpus, &caller_cpus) == 0;
   if (pin) {
-    cpu_set_t set;
-    for (int cpu = 0; cpu < 2; ++cpu) {
-      CPU_ZERO(&set);
-      CPU_SET(cpu, &set);
-      pthread_setaffinity_np(cpu == 0 ? pthread_self() : other.native_handle(), sizeof set, &set);
-    }
+    pin_to_cpu(pthread_self(), 0);
+    pin_to_cpu(other.native_handle(), 1);
   }
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(budget);
@@ -111,13 +114,8 @@ BusyCore::BusyCore(bool pin) : state_(new State) {
   });
   if (pin) {
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    CPU_ZERO(&set);
     const int cpu = static_cast<int>(std::max(0L, cpus - 1));
-    CPU_SET(cpu, &set);
-    if (pthread_setaffinity_np(state_->thread.native_handle(), sizeof set, &set) == 0) {
-      pinned_cpu_ = cpu;
-    }
+    if (pin_to_cpu(state_->thread.native_handle(), cpu)) pinned_cpu_ = cpu;
   }
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <pthread.h>
+
 // Which state the machine is in while a benchmark runs: whether two threads really run at once
 // (both cores free) or time-share one core (one core busy), measured with a short spinning
 // ping-pong; and a spinning thread that keeps one core busy on purpose, for a busy-core pass.
@@ -20,6 +22,9 @@ struct SpinResult {
   double ns_per_round_trip = 0;
   std::uint64_t round_trips = 0;
 };
+// Pins `thread` to `cpu`; false when the system refuses.
+bool pin_to_cpu(pthread_t thread, int cpu) noexcept;
+
 SpinResult spin_ping_pong(std::uint64_t round_trips, std::chrono::duration<double> budget,
                           bool pinned = false);
 

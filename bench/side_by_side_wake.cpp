@@ -66,12 +66,7 @@ void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin
   thread
       .submit([&thread, spin, cpu] {
         thread.loop().set_busy_poll(spin);
-        if (spin.count() > 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
-          cpu_set_t set;
-          CPU_ZERO(&set);
-          CPU_SET(cpu, &set);
-          pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-        }
+        if (spin.count() > 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2) pin_to_cpu(pthread_self(), cpu);
       })
       .get();
 }
