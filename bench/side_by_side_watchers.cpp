@@ -311,6 +311,58 @@ Sample evcxx_signal(std::uint64_t ops) {
                                        });
 }
 
+// A std::function object passed in (not a lambda): the watcher keeps it as a std::function.
+Sample evcxx_idle_std_function(std::uint64_t ops) {
+  return evcxx_dispatch<evcxx::Idle>(ops, EV_IDLE, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
+    w.emplace(loop, evcxx::Idle::Callback([c] { c->hit(); }));
+  });
+}
+Sample evcxx_timer_std_function(std::uint64_t ops) {
+  return evcxx_dispatch<evcxx::Timer>(ops, EV_TIMER,
+                                      [](auto& w, evcxx::Loop& loop, int, Counter* c) {
+                                        w.emplace(loop, evcxx::Timer::Duration(kFarAway),
+                                                  evcxx::Timer::Callback([c] { c->hit(); }));
+                                      });
+}
+
+Sample raw_fork(std::uint64_t ops) {
+  return raw_dispatch<ev_fork>(
+      ops, EV_FORK, [](ev_fork* w, struct ev_loop*, int) { ev_fork_init(w, raw_count<ev_fork>); },
+      ev_fork_start, ev_fork_stop);
+}
+Sample evcxx_fork(std::uint64_t ops) {
+  return evcxx_dispatch<evcxx::Fork>(ops, EV_FORK, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
+    w.emplace(loop, [c] { c->hit(); });
+  });
+}
+
+Sample raw_cleanup(std::uint64_t ops) {
+  return raw_dispatch<ev_cleanup>(
+      ops, EV_CLEANUP,
+      [](ev_cleanup* w, struct ev_loop*, int) { ev_cleanup_init(w, raw_count<ev_cleanup>); },
+      ev_cleanup_start, ev_cleanup_stop);
+}
+Sample evcxx_cleanup(std::uint64_t ops) {
+  return evcxx_dispatch<evcxx::Cleanup>(
+      ops, EV_CLEANUP,
+      [](auto& w, evcxx::Loop& loop, int, Counter* c) { w.emplace(loop, [c] { c->hit(); }); });
+}
+
+constexpr const char* kStatPath = "/";  // exists everywhere; never changes during a sample
+Sample raw_stat(std::uint64_t ops) {
+  return raw_dispatch<ev_stat>(
+      ops, EV_STAT,
+      [](ev_stat* w, struct ev_loop*, int) {
+        ev_stat_init(w, raw_count<ev_stat>, kStatPath, kFarAway);
+      },
+      ev_stat_start, ev_stat_stop);
+}
+Sample evcxx_stat(std::uint64_t ops) {
+  return evcxx_dispatch<evcxx::Stat>(ops, EV_STAT, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
+    w.emplace(loop, kStatPath, evcxx::Stat::Duration(kFarAway), [c](auto&&...) { c->hit(); });
+  });
+}
+
 Row dispatch_row(const char* type, const char* what, Body evcxx, Body raw) {
   Row row;
   row.group = "dispatch";
@@ -318,7 +370,7 @@ Row dispatch_row(const char* type, const char* what, Body evcxx, Body raw) {
   row.what = what;
   row.unit = "callback";
   row.ops = 4096;
-  row.evcxx = {"evcxx", "evcxx watcher, std::function callback", std::move(evcxx)};
+  row.evcxx = {"evcxx", "evcxx watcher, callback given as a lambda", std::move(evcxx)};
   row.peers.push_back({"libev", "libev C", std::move(raw)});
   return row;
 }
@@ -514,6 +566,14 @@ std::vector<Row> dispatch_rows() {
   rows.push_back(dispatch_row("Async", "Async callbacks (fed, not sent)", evcxx_async, raw_async));
   rows.push_back(dispatch_row("Signal", "Signal callbacks (ev_feed_signal_event, no signal raised)",
                               evcxx_signal, raw_signal));
+  rows.push_back(dispatch_row("Fork", "Fork callbacks (fed)", evcxx_fork, raw_fork));
+  rows.push_back(dispatch_row("Cleanup", "Cleanup callbacks (fed)", evcxx_cleanup, raw_cleanup));
+  rows.push_back(dispatch_row("Stat", "Stat callbacks (fed)", evcxx_stat, raw_stat));
+  rows.push_back(dispatch_row("Idle/std_function", "Idle, callback given as a std::function object",
+                              evcxx_idle_std_function, raw_idle));
+  rows.push_back(dispatch_row("Timer/std_function",
+                              "Timer, callback given as a std::function object",
+                              evcxx_timer_std_function, raw_timer));
   rows.push_back(dispatch_row("Idle/compile_time_callback",
                               "Idle, compile-time callback (set_callback<&K::member>(object))",
                               evcxx_idle_compile_time_callback, raw_idle));

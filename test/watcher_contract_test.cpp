@@ -1,7 +1,8 @@
 // What every watcher type promises through the shared base, checked for all thirteen: deferred
 // construction, start/stop, priority rules, feed, invoke, clear_pending, a throwing callback, an
 // empty callback, replacing and destroying inside the callback, calling invoke() inside the
-// callback, and a Loop destroyed first.
+// callback, a callback with state of its own however the watcher keeps it, and a Loop destroyed
+// first.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include <evcxx/evcxx.hpp>
 
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -46,6 +48,77 @@ struct CallbackArgs<std::function<void(Args...)>> {
 };
 template <class W>
 using CallbackOf = CallbackArgs<typename W::Callback>;
+
+// A callback with state of its own, which the watcher keeps copied (Extra an int), moved (Extra
+// a std::unique_ptr) or on the heap (Extra a large array): each call counts in `count`, runs
+// `*action` and then records the count it saw, so it reads its own members after the action
+// replaced its callback or destroyed the watcher.
+template <class Extra>
+struct CountingCallback {
+  int* seen;
+  const std::function<void()>* action;
+  int count = 0;
+  Extra extra{};
+  template <class... Args>
+  void operator()(Args&&...) {
+    ++count;
+    if (*action) (*action)();
+    *seen = count;
+  }
+};
+using CopiedCallback = CountingCallback<int>;
+using MovedCallback = CountingCallback<std::unique_ptr<int>>;
+using HeapCallback = CountingCallback<std::array<char, 64>>;
+
+template <class Callback, class Make, class MakeLoop>
+void check_kept_callback(Make& make, MakeLoop& make_loop) {
+  auto loop = make_loop();
+  auto w = make(*loop, [] {});
+  auto* raw = w.get();
+  int seen = 0;
+  std::function<void()> action;
+  raw->set_callback(Callback{&seen, &action});
+  const auto fire = [&] {
+    raw->feed();
+    loop->run(evcxx::Run::nowait);
+  };
+  fire();
+  fire();
+  raw->invoke();
+  EXPECT_EQ(seen, 3) << "the callback's own state lives on between calls";
+
+  int depth = 0;
+  int nested_seen = 0;
+  action = [&] {
+    if (++depth == 1) {
+      raw->invoke();  // runs the same object: its count goes on
+      nested_seen = seen;
+    }
+    --depth;
+  };
+  fire();
+  EXPECT_EQ(nested_seen, 5);
+  EXPECT_EQ(seen, 5) << "the outer call sees what the nested call counted";
+  action = [] { throw Boom(); };
+  EXPECT_THROW(fire(), Boom);
+  action = nullptr;
+  fire();
+  EXPECT_EQ(seen, 7) << "a call that threw keeps what it counted";
+
+  int replacement_calls = 0;
+  action = [&] { raw->set_callback([&](auto&&...) { ++replacement_calls; }); };
+  fire();
+  EXPECT_EQ(seen, 8) << "the replaced callback finishes with its own state";
+  fire();
+  EXPECT_EQ(replacement_calls, 1);
+  EXPECT_EQ(seen, 8);
+
+  raw->set_callback(Callback{&seen, &action});
+  action = [&] { w.reset(); };
+  fire();
+  EXPECT_EQ(w, nullptr);
+  EXPECT_EQ(seen, 1) << "the running callback outlives the watcher it destroyed";
+}
 
 // make(loop, on_event) returns a std::unique_ptr to a watcher created with evcxx::deferred whose
 // callback calls on_event(). Its event must not fire on its own within one non-blocking iteration
@@ -268,6 +341,18 @@ void check_watcher_contract(Make make, MakeLoop make_loop = &new_loop) {
     raw->feed();
     loop->run(evcxx::Run::nowait);
     EXPECT_EQ(w, nullptr);
+  }
+  {
+    SCOPED_TRACE("a callback with state, kept copied");
+    check_kept_callback<CopiedCallback>(make, make_loop);
+  }
+  {
+    SCOPED_TRACE("a callback with state, kept moved");
+    check_kept_callback<MovedCallback>(make, make_loop);
+  }
+  {
+    SCOPED_TRACE("a callback with state, kept on the heap");
+    check_kept_callback<HeapCallback>(make, make_loop);
   }
   {
     SCOPED_TRACE("the Loop destroyed first");

@@ -2,8 +2,11 @@
 
 #include <ev.h>
 
+#include <cstddef>
+#include <cstring>
 #include <exception>
 #include <functional>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -34,12 +37,18 @@ class Watcher;
 /// one way only: by redefining, privately, any of the hooks below (the base finds them through
 /// Derived). Every public member therefore behaves the same through every watcher type.
 ///
-/// Errors: out of memory, a constructor (storing the callback, or its own bookkeeping) and
-/// set_callback() throw std::bad_alloc and change nothing: the Loop and its other watchers are
-/// untouched, and set_callback() keeps the old callback. stop() never allocates, and start() never
-/// throws std::bad_alloc (Io falls back to a wider check when its bookkeeping cannot allocate).
-/// Once its Loop exists no watcher needs a descriptor that could run out (Stat falls back to
-/// polling). A callback that throws while the loop runs it is handled as Loop::run() says.
+/// Callbacks: a watcher keeps its callback by the callback's own type (see Callable), and libev
+/// calls a function made for that type, so a lambda runs with no std::function on the way. A
+/// std::function passed in is kept as one and costs what it always did.
+///
+/// Errors: out of memory, a constructor (its own bookkeeping) throws std::bad_alloc and changes
+/// nothing: the Loop and its other watchers are untouched. Making the Callable argument (a callback
+/// larger than a std::function, or one whose move may throw, is kept on the heap) may throw
+/// std::bad_alloc, or what copying the function object throws, before the call, which then changes
+/// nothing. stop() never allocates, and start() never throws std::bad_alloc (Io falls back to a
+/// wider check when its bookkeeping cannot allocate). Once its Loop exists no watcher needs a
+/// descriptor that could run out (Stat falls back to polling). A callback that throws while the
+/// loop runs it is handled as Loop::run() says.
 ///
 /// Lifetime: create, use and destroy a watcher on its loop's thread; it may destroy itself, or
 /// replace its callback, inside its own callback (the running callback object lives until it
@@ -50,9 +59,87 @@ class Watcher;
 /// Thread-safety: every member is for the loop thread unless it says otherwise.
 template <class Derived, class Native, class... Args>
 class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
+  struct Ops;
+  struct Running;
+  template <class Function>
+  struct Stored;
+
  public:
-  /// What the watcher calls when its event fires.
+  /// The std::function type a callback may be given as (any function object will do: see
+  /// Callable).
   using Callback = std::function<void(Args...)>;
+
+  /// A callback on its way into a watcher: any function object callable with the callback's
+  /// arguments (a lambda, a std::function, a function pointer, a std::reference_wrapper), or
+  /// nothing (nullptr, `{}` or an empty std::function). It keeps the function object by its own
+  /// type: inline when it fits in a std::function and moves without throwing, on the heap
+  /// otherwise. Move-only; watchers take it by value.
+  ///
+  /// A call runs a copy of a small trivially copyable function object that a const call cannot
+  /// change (a lambda capturing pointers and references), and a mutable lambda's copy goes back
+  /// after the call; state that a const operator() changes in a `mutable` data member of such an
+  /// object is therefore not kept between calls: keep it behind a pointer.
+  class Callable {
+   public:
+    /// No callback.
+    Callable() noexcept = default;
+    /// No callback.
+    Callable(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor): as std::function
+    /// Keeps `function` (a copy, or what it is moved from); an empty std::function or a null
+    /// function pointer keeps nothing.
+    /// Throws: what copying or moving `function` throws; std::bad_alloc when it needs the heap.
+    template <
+        class Function, class Kept = std::decay_t<Function>,
+        std::enable_if_t<!std::is_same_v<Kept, Callable> && !std::is_same_v<Kept, std::nullptr_t> &&
+                             std::is_invocable_v<Kept&, Args...>,
+                         int> = 0>
+    Callable(Function&& function) {  // NOLINT(google-explicit-constructor): as std::function
+      if constexpr (std::is_same_v<Kept, Callback> || std::is_pointer_v<Kept>) {
+        if (!function) return;
+      }
+      Stored<Kept>::construct(storage_, std::forward<Function>(function));
+      ops_ = &Stored<Kept>::ops;
+    }
+    Callable(Callable&& other) noexcept { take(other); }
+    Callable& operator=(Callable&& other) noexcept {
+      if (this != &other) {
+        reset();
+        take(other);
+      }
+      return *this;
+    }
+    Callable(const Callable&) = delete;
+    Callable& operator=(const Callable&) = delete;
+    ~Callable() { reset(); }
+    /// True when it holds a callback.
+    explicit operator bool() const noexcept { return ops_ != nullptr; }
+
+   private:
+    friend class Watcher;
+    struct Storage {
+      alignas(Callback) unsigned char bytes[sizeof(Callback)];
+    };
+
+    void take(Callable& other) noexcept {
+      ops_ = other.ops_;
+      if (ops_ == nullptr) return;
+      if (ops_->relocate != nullptr) {
+        ops_->relocate(&storage_, &other.storage_);
+      } else {
+        std::memcpy(&storage_, &other.storage_, sizeof(Storage));
+      }
+      other.ops_ = nullptr;
+    }
+    void reset() noexcept {
+      if (ops_ != nullptr && ops_->destroy != nullptr) ops_->destroy(&storage_);
+      ops_ = nullptr;
+    }
+    // Gives up a heap-kept object without destroying it (a running frame took it over).
+    void release() noexcept { ops_ = nullptr; }
+
+    Storage storage_{};         // zeroed: relocating copies all of it, used or not
+    const Ops* ops_ = nullptr;  // what to do with storage_; null: no callback
+  };
 
   /// Starts the watcher; a no-op while active.
   /// Throws: std::logic_error if its Loop is gone; what the watcher type's start checks throw.
@@ -79,33 +166,22 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     if (active() || pending()) throw_priority_while_active();
     ev_set_priority(&watcher_, priority);
   }
-  /// Replaces the callback. Safe inside the callback itself: the running one finishes first.
-  void set_callback(Callback callback) noexcept {
-    if (running_ != nullptr) replace_running_callbacks();
-    callback_ = std::move(callback);
-    if (bound_object_ != nullptr) unbind();
+  /// Replaces the callback (any function object: see Callable). Safe inside the callback itself:
+  /// the running one finishes first.
+  void set_callback(Callable callback) noexcept {
+    hand_over_running_callback(true);
+    callable_ = std::move(callback);
+    ev_set_cb(&watcher_, libev_callback());
   }
   /// Makes the callback the member function `Method` called on `object`, resolved at compile
-  /// time: libev calls it with no std::function on the way, as with the set method of ev++.h.
-  /// Write `watcher.set_callback<&Class::member>(object)`. Replaces the callback as
-  /// set_callback() does; a later set_callback() replaces it in turn.
-  /// Throws: std::bad_alloc, changing nothing.
+  /// time, as with the set method of ev++.h: `watcher.set_callback<&Class::member>(object)`.
+  /// Replaces the callback as set_callback() does; a later set_callback() replaces it in turn.
   /// Lifetime: `object` must outlive the binding (the watcher, or until the next set_callback()).
   template <auto Method, class Object>
-  void set_callback(Object& object) {
+  void set_callback(Object& object) noexcept {
     static_assert(std::is_member_function_pointer_v<decltype(Method)>,
                   "set_callback<&Class::member>(object) takes a member function");
-    bind<Object, &Watcher::call_member<Method, Object>>(std::addressof(object));
-  }
-  /// Makes the callback a function object the caller keeps, called through its own type (no
-  /// std::function on the way): `watcher.set_callback(std::ref(lambda))`.
-  /// Throws: std::bad_alloc, changing nothing.
-  /// Lifetime: the function object must outlive the binding, as for the member function form.
-  template <class Function>
-  void set_callback(std::reference_wrapper<Function> function) {
-    static_assert(std::is_invocable_v<Function&, Args...>,
-                  "the function object must be callable with the watcher's callback arguments");
-    bind<Function, &Watcher::call_function<Function>>(std::addressof(function.get()));
+    set_callback(Callable(BoundMember<Method, Object>{std::addressof(object)}));
   }
   /// Runs the callback now, as if its event had fired.
   /// Throws: what the callback throws.
@@ -118,7 +194,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   /// The Loop this watcher belongs to. Only while attached().
   Loop& loop() const noexcept { return *loop_; }
   /// The libev watcher, for code that already uses libev. Do not start or stop it behind evcxx's
-  /// back while its Loop is being destroyed.
+  /// back while its Loop is being destroyed, and do not change its callback.
   Native* native() noexcept { return &watcher_; }
   /// The libev watcher, read-only.
   const Native* native() const noexcept { return &watcher_; }
@@ -126,8 +202,8 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
  protected:
   using NativeTraits = detail::NativeTraits<Native>;
 
-  Watcher(Loop& loop, Callback callback) : WatcherLink(loop), callback_(std::move(callback)) {
-    ev_init(&watcher_, &Watcher::on_event);
+  Watcher(Loop& loop, Callable callback) : WatcherLink(loop), callable_(std::move(callback)) {
+    ev_init(&watcher_, libev_callback());
     watcher_.data = this;
   }
   // The derived destructor stops the watcher first when its stop_native() does more than libev's.
@@ -142,15 +218,14 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   void stop_native() noexcept { NativeTraits::stop(raw_loop_, &watcher_); }
   // The revents invoke() and feed() deliver.
   int fired_events() const noexcept { return NativeTraits::event; }
-  // Calls the callback (a Callback, or a compile-time callback's caller) with the arguments
-  // libev's revents stand for.
+  // Calls the callback with the arguments libev's revents stand for.
   template <class Function>
-  void deliver(Function&& callback, int revents) {
+  void deliver(Function& callback, int revents) {
     static_assert(sizeof...(Args) == 0, "a callback with arguments needs its own deliver()");
     static_cast<void>(revents);
     callback();
   }
-  // What an event does while the callback is empty.
+  // What an event does while there is no callback.
   void run_without_callback() {}
   // Whether the callback about to run for revents may close or change descriptors after the
   // loop's closed-descriptor check, which must then run again (Io errors, Prepares; see Io).
@@ -170,13 +245,10 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
 
   // invoke() and feed() with explicit revents, for watcher types that offer them.
   void run_callback(int revents) {
-    if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(&watcher_);
-    if (callback_) {
-      Running frame(*this);
-      self().deliver(frame.callback_, revents);
-    } else if (running_ != nullptr && !running_->replaced_) {
-      self().deliver(running_->callback_, revents);  // again, inside its own callback
+    if (callable_.ops_ != nullptr) {
+      callable_.ops_->run(*this, revents);
     } else {
+      if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(&watcher_);
       self().run_without_callback();
     }
   }
@@ -189,69 +261,202 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   Native watcher_;
 
  private:
-  // One call of the callback in progress, on the stack. It holds the callback object meanwhile,
-  // so the callback may replace itself or destroy the watcher; it puts it back unless either
-  // happened.
-  class Running {
-   public:
-    explicit Running(Watcher& watcher) noexcept : watcher_(watcher), outer_(watcher.running_) {
-      callback_.swap(watcher.callback_);
-      watcher.running_ = this;
-    }
-    ~Running() {
-      if (!alive_) return;
-      watcher_.running_ = outer_;
-      if (!replaced_) watcher_.callback_.swap(callback_);
-    }
-    Running(const Running&) = delete;
-    Running& operator=(const Running&) = delete;
+  using LibevCallback = void (*)(struct ev_loop*, Native*, int);
 
-   private:
-    friend class Watcher;
-    Watcher& watcher_;
-    Running* const outer_;
-    Callback callback_;
-    bool alive_ = true;      // the watcher still exists
-    bool replaced_ = false;  // set_callback() ran meanwhile: the new callback stays
+  // What a Callable does with the function object it keeps, made once per type.
+  struct Ops {
+    LibevCallback on_event;              // libev's callback for a watcher keeping this type
+    void (*run)(Watcher&, int revents);  // invoke(): runs it as libev would
+    void (*relocate)(void* to, void* from) noexcept;  // null: copy the bytes
+    void (*destroy)(void* storage) noexcept;          // null: nothing to do
+    bool on_heap;                                     // storage holds a pointer to the object
   };
 
-  Derived& self() noexcept { return static_cast<Derived&>(*this); }
-  const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+  // One call of the callback in progress, on the stack, innermost first. It runs its own
+  // object (a copy, or the heap object), so the callback may replace itself or destroy the
+  // watcher; a copy goes back unless either happened.
+  struct Running {
+    Running* outer;
+    void* object;           // the function object running
+    bool alive = true;      // the watcher still exists
+    bool replaced = false;  // set_callback() ran meanwhile: the new callback stays
+    bool owns = false;      // the object is a heap object this frame must destroy
+  };
 
-  void stop_for_detach() noexcept final { self().stop_native(); }
-  bool holds_reference() const noexcept override { return active(); }
+  // How a function object of type Function is kept and run.
+  template <class Function>
+  struct Stored {
+    using Storage = typename Callable::Storage;
+    static constexpr bool fits =
+        sizeof(Function) <= sizeof(Storage) && alignof(Function) <= alignof(Storage);
+    // Copied: the bytes go to the frame (and back, if calling may change them).
+    static constexpr bool copied = fits && std::is_trivially_copyable_v<Function>;
+    // Moved: into the frame and back, as a std::function is.
+    static constexpr bool moved = fits && !copied && std::is_nothrow_move_constructible_v<Function>;
+    static constexpr bool on_heap = !copied && !moved;
+    static constexpr bool may_change = !std::is_invocable_v<const Function&, Args...>;
+    struct Empty {};
+    // Room for a copy of the function object on the stack (none for a heap object).
+    using Copy = std::conditional_t<on_heap, Empty, Storage>;
 
-  void replace_running_callbacks() noexcept {
-    for (Running* r = running_; r != nullptr; r = r->outer_) r->replaced_ = true;
+    template <class From>
+    static void construct(Storage& storage, From&& from) {
+      if constexpr (on_heap) {
+        ::new (static_cast<void*>(&storage)) Function*(new Function(std::forward<From>(from)));
+      } else {
+        ::new (static_cast<void*>(&storage)) Function(std::forward<From>(from));
+      }
+    }
+    static Function* kept(void* storage) noexcept {
+      if constexpr (on_heap) {
+        return *std::launder(static_cast<Function**>(storage));
+      } else {
+        return std::launder(static_cast<Function*>(storage));
+      }
+    }
+    static void relocate(void* to, void* from) noexcept {
+      if constexpr (moved) {  // only moved objects are relocated by a call
+        Function* source = kept(from);
+        ::new (to) Function(std::move(*source));
+        source->~Function();
+      } else {
+        static_cast<void>(to);
+        static_cast<void>(from);
+      }
+    }
+    static void destroy(void* storage) noexcept {
+      if constexpr (on_heap) {
+        delete kept(storage);
+      } else {
+        kept(storage)->~Function();
+      }
+    }
+
+    // A frame that runs the callable: a copy of it, or the heap object itself.
+    class Frame : public Running {
+     public:
+      explicit Frame(Watcher& watcher) noexcept
+          : Running{watcher.running_, nullptr}, watcher_(watcher) {
+        void* const stored = &watcher.callable_.storage_;
+        if constexpr (on_heap) {
+          this->object = kept(stored);
+        } else if constexpr (copied) {
+          std::memcpy(static_cast<void*>(&copy_), stored, sizeof(Function));
+          this->object = std::launder(reinterpret_cast<Function*>(&copy_));
+        } else {
+          this->object = ::new (static_cast<void*>(&copy_)) Function(std::move(*kept(stored)));
+        }
+        Running* self = this;
+#if defined(__GNUC__)
+        // ~Frame takes the address back unless the callback destroyed the watcher, a path on
+        // which g++ 12 would warn of a dangling pointer: hide the address from that analysis.
+        __asm__("" : "+r"(self));
+#endif
+        watcher.running_ = self;
+      }
+      ~Frame() {
+        Function* const running = static_cast<Function*>(this->object);
+        if (this->alive) {
+          watcher_.running_ = this->outer;
+          if (!this->replaced) put_back(running);
+        }
+        if constexpr (on_heap) {
+          if (this->owns) delete running;
+        } else if constexpr (moved) {
+          running->~Function();
+        }
+      }
+      Frame(const Frame&) = delete;
+      Frame& operator=(const Frame&) = delete;
+
+     private:
+      void put_back(Function* running) noexcept {
+        void* const stored = &watcher_.callable_.storage_;
+        if constexpr (copied && may_change) {
+          std::memcpy(stored, static_cast<const void*>(running), sizeof(Function));
+        } else if constexpr (moved) {
+          Function* const moved_from = kept(stored);
+          moved_from->~Function();
+          ::new (stored) Function(std::move(*running));
+        }
+        static_cast<void>(running);
+      }
+
+      Watcher& watcher_;
+      Copy copy_;
+    };
+
+    // Runs the callback for libev or invoke(): again in place when it runs already (invoke() or
+    // a nested loop inside its own callback), else in a frame of its own.
+    static void run(Watcher& watcher, int revents) {
+      if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(&watcher.watcher_);
+      if constexpr (copied && !may_change) {
+        // Calling cannot change it, so a copy on the stack is all the safety needed: it lives
+        // through a replacement or the watcher's destruction, and nothing goes back.
+        Copy copy;
+        std::memcpy(static_cast<void*>(&copy), &watcher.callable_.storage_, sizeof(Function));
+        watcher.self().deliver(*std::launder(reinterpret_cast<Function*>(&copy)), revents);
+      } else {
+        Running* const running = watcher.running_;
+        if (running != nullptr && !running->replaced) {
+          watcher.self().deliver(*static_cast<Function*>(running->object), revents);
+          return;
+        }
+        Frame frame(watcher);
+        watcher.self().deliver(*static_cast<Function*>(frame.object), revents);
+      }
+    }
+
+    static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
+      auto& watcher = *static_cast<Watcher*>(w->data);
+      dispatch_event(watcher, revents, [&] { run(watcher, revents); });
+    }
+
+    static constexpr Ops ops{&on_event, &run, moved ? &relocate : nullptr,
+                             copied ? nullptr : &destroy, on_heap};
+  };
+
+  // A member function bound to its object: set_callback<&Class::member>(object).
+  template <auto Method, class Object>
+  struct BoundMember {
+    Object* object;
+    void operator()(Args... args) const { (object->*Method)(std::forward<Args>(args)...); }
+  };
+
+  Derived& self() noexcept {
+    return static_cast<Derived&>(*this);
+  }
+  const Derived& self() const noexcept {
+    return static_cast<const Derived&>(*this);
+  }
+
+  void stop_for_detach() noexcept final {
+    self().stop_native();
+  }
+  bool holds_reference() const noexcept override {
+    return active();
+  }
+
+  LibevCallback libev_callback() const noexcept {
+    return callable_.ops_ != nullptr ? callable_.ops_->on_event : &Watcher::on_empty_event;
+  }
+  // Only the innermost frame can be running the callback kept now (a replaced one runs an
+  // older object): it takes a heap object over, so that the object lives until it returns.
+  void hand_over_running_callback(bool replacing) noexcept {
+    Running* const running = running_;
+    if (running == nullptr || running->replaced) return;
+    if (replacing) running->replaced = true;
+    if (callable_.ops_ != nullptr && callable_.ops_->on_heap) {
+      running->owns = true;
+      callable_.release();
+    }
   }
   void end_running_callbacks() noexcept {
-    for (Running* r = running_; r != nullptr; r = r->outer_) r->alive_ = false;
+    hand_over_running_callback(false);
+    for (Running* r = running_; r != nullptr; r = r->outer) r->alive = false;
   }
 
-  // A compile-time callback: how libev's callback calls it, with no type erasure on the way.
-  template <auto Method, class Object>
-  static void call_member(Object* object, Args... args) {
-    (object->*Method)(std::forward<Args>(args)...);
-  }
-  template <class Function>
-  static void call_function(Function* function, Args... args) {
-    (*function)(std::forward<Args>(args)...);
-  }
-  // Installs a compile-time callback: on_bound_event runs it for libev; callback_ keeps an
-  // equivalent std::function for invoke() (which may throw) and for calls nested inside it.
-  template <class Object, void (*Call)(Object*, Args...)>
-  void bind(Object* object) {
-    callback_ = [object](Args... args) { Call(object, std::forward<Args>(args)...); };
-    if (running_ != nullptr) replace_running_callbacks();
-    bound_object_ = const_cast<void*>(static_cast<const void*>(object));
-    ev_set_cb(&watcher_, (&Watcher::on_bound_event<Object, Call>));
-  }
-  void unbind() noexcept {
-    bound_object_ = nullptr;
-    ev_set_cb(&watcher_, &Watcher::on_event);
-  }
-
-  // What both libev callbacks do around the call: no exception may unwind through libev's frames,
+  // What libev's callbacks do around the call: no exception may unwind through libev's frames,
   // and the closed-descriptor check runs again when the callback may have changed descriptors.
   template <class Call>
   static void dispatch_event(Watcher& watcher, int revents, Call&& call) noexcept {
@@ -270,25 +475,14 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     if (recheck && fd_guard_slot(*loop) != nullptr) detail::recheck_closed_fds(*loop);
   }
 
-  static void on_event(struct ev_loop*, Native* w, int revents) noexcept {
+  static void on_empty_event(struct ev_loop*, Native* w, int revents) noexcept {
     auto& watcher = *static_cast<Watcher*>(w->data);
     dispatch_event(watcher, revents, [&] { watcher.run_callback(revents); });
   }
-  template <class Object, void (*Call)(Object*, Args...)>
-  static void on_bound_event(struct ev_loop*, Native* w, int revents) noexcept {
-    auto& watcher = *static_cast<Watcher*>(w->data);
-    auto* const object = static_cast<Object*>(watcher.bound_object_);
-    if constexpr (std::is_same_v<Native, ev_async>) EVCXX_TSAN_ACQUIRE(w);
-    dispatch_event(watcher, revents, [&] {
-      watcher.self().deliver([object](Args... args) { Call(object, std::forward<Args>(args)...); },
-                             revents);
-    });
-  }
 
-  Callback callback_;
-  void* bound_object_ = nullptr;  // the object of a compile-time callback (see bind())
-  Running* running_ = nullptr;    // the innermost call of the callback in progress
-  bool fed_ = false;              // feed() made it pending: check descriptors after its callback
+  Callable callable_;
+  Running* running_ = nullptr;  // the innermost call of the callback in progress
+  bool fed_ = false;            // feed() made it pending: check descriptors after its callback
 };
 
 EVCXX_END_NAMESPACE
