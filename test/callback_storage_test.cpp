@@ -44,7 +44,9 @@ TEST(CallbackStorage, SmallCallbacksAreKeptWithoutAllocating) {
                 timer.set_callback<&Target::hit>(target);
                 timer.set_callback(std::ref(lambda));
                 timer.set_callback(nullptr);
-                timer.set_callback([p = &calls, q = &target, r = &loop, s = 1] { *p += s; });
+                timer.set_callback([p = &calls, q = &target, r = &loop, s = 1] {
+                  *p += s + q->calls + (r != nullptr);
+                });
               }
             }),
             0);

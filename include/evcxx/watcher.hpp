@@ -100,7 +100,9 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
       Stored<Kept>::construct(storage_, std::forward<Function>(function));
       ops_ = &Stored<Kept>::ops;
     }
+    /// Takes what `other` keeps, leaving it empty.
     Callable(Callable&& other) noexcept { take(other); }
+    /// Drops what it keeps, then takes what `other` keeps, leaving it empty.
     Callable& operator=(Callable&& other) noexcept {
       if (this != &other) {
         reset();
@@ -287,8 +289,9 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   template <class Function>
   struct Stored {
     using Storage = typename Callable::Storage;
-    static constexpr bool fits =
-        sizeof(Function) <= sizeof(Storage) && alignof(Function) <= alignof(Storage);
+    static constexpr std::size_t room = sizeof(Storage);
+    static constexpr std::size_t room_alignment = alignof(Storage);
+    static constexpr bool fits = sizeof(Function) <= room && alignof(Function) <= room_alignment;
     // Copied: the bytes go to the frame (and back, if calling may change them).
     static constexpr bool copied = fits && std::is_trivially_copyable_v<Function>;
     // Moved: into the frame and back, as a std::function is.
@@ -332,9 +335,10 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
       }
     }
 
-    // A frame that runs the callable: a copy of it, or the heap object itself.
+    /// A frame that runs the callable: a copy of it, or the heap object itself (internal).
     class Frame : public Running {
      public:
+      /// Enters the call: the innermost frame of `watcher` from now on.
       explicit Frame(Watcher& watcher) noexcept
           : Running{watcher.running_, nullptr}, watcher_(watcher) {
         void* const stored = &watcher.callable_.storage_;
@@ -355,7 +359,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
         watcher.running_ = self;
       }
       ~Frame() {
-        Function* const running = static_cast<Function*>(this->object);
+        auto* const running = static_cast<Function*>(this->object);
         if (this->alive) {
           watcher_.running_ = this->outer;
           if (!this->replaced) put_back(running);
