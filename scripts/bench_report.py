@@ -290,7 +290,9 @@ GROUPS = [
      "Each batch feeds 16 watchers of one type (`ev_feed_event` on the libev struct on both "
      "sides; `ev_feed_signal_event` for Signal, no signal raised) and runs them "
      "(`Loop::invoke_pending()` / `ev_invoke_pending()`); every callback counts itself through a "
-     "pointer. evcxx uses its `std::function` callbacks."),
+     "pointer. evcxx is given each callback as a lambda, which the watcher keeps by its own "
+     "type; the */std function* rows give it a `std::function` object instead, and the "
+     "*/compile time callback* rows bind a member function with `set_callback<&K::member>(obj)`."),
     ("io", "Io: changing the events of an active watcher",
      "An active watcher on a pipe's read end (never ready, so no callback runs) flips between "
      "readable and readable|writable, with one `EVRUN_NOWAIT` loop iteration after each change "

@@ -260,6 +260,12 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     ev_feed_event(raw_loop_, &watcher_, revents);
   }
 
+  // Declared before the libev struct so that what a dispatch reads shares its cache lines.
+ private:
+  Running* running_ = nullptr;  // the innermost call of the callback in progress
+  bool fed_ = false;            // feed() made it pending: check descriptors after its callback
+
+ protected:
   Native watcher_;
 
  private:
@@ -484,9 +490,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     dispatch_event(watcher, revents, [&] { watcher.run_callback(revents); });
   }
 
-  Callable callable_;
-  Running* running_ = nullptr;  // the innermost call of the callback in progress
-  bool fed_ = false;            // feed() made it pending: check descriptors after its callback
+  Callable callable_;  // right after the libev struct: a dispatch reads both
 };
 
 EVCXX_END_NAMESPACE
