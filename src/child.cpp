@@ -29,20 +29,20 @@ Loop& require_default_loop(Loop& loop) {
 
 }  // namespace
 
-Child::Child(Loop& loop, pid_t pid, Callable callback)
+Child::Child(Loop& loop, pid_t pid, Callable&& callback)
     : Child(loop, deferred, pid, false, std::move(callback)) {
   start();
 }
 
-Child::Child(Loop& loop, pid_t pid, bool trace, Callable callback)
+Child::Child(Loop& loop, pid_t pid, bool trace, Callable&& callback)
     : Child(loop, deferred, pid, trace, std::move(callback)) {
   start();
 }
 
-Child::Child(Loop& loop, deferred_t, pid_t pid, Callable callback)
+Child::Child(Loop& loop, deferred_t, pid_t pid, Callable&& callback)
     : Child(loop, deferred, pid, false, std::move(callback)) {}
 
-Child::Child(Loop& loop, deferred_t, pid_t pid, bool trace, Callable callback)
+Child::Child(Loop& loop, deferred_t, pid_t pid, bool trace, Callable&& callback)
     : Watcher(require_default_loop(loop), std::move(callback)) {
   check_pid(pid);
   ev_child_set(&watcher_, pid, trace);

@@ -54,12 +54,12 @@ std::string backend_name(unsigned backend) {
 
 }  // namespace
 
-Embed::Embed(Loop& loop, Loop& inner, Callable callback)
+Embed::Embed(Loop& loop, Loop& inner, Callable&& callback)
     : Embed(loop, deferred, inner, std::move(callback)) {
   start();
 }
 
-Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callable callback)
+Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callable&& callback)
     : Watcher(loop, std::move(callback)) {
   detail::reject_broken_io_uring(loop.native(), "Embed");
   check_inner(inner);

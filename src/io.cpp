@@ -31,12 +31,12 @@ Loop& reject_io_uring(Loop& loop) {
 
 }  // namespace
 
-Io::Io(Loop& loop, int fd, IoEvents events, Callable callback)
+Io::Io(Loop& loop, int fd, IoEvents events, Callable&& callback)
     : Io(loop, deferred, fd, events, std::move(callback)) {
   start();
 }
 
-Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callable callback)
+Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callable&& callback)
     : Watcher(reject_io_uring(loop), std::move(callback)) {
   check_fd_and_events(fd, events);
   ev_io_set(&watcher_, fd, events.raw());
@@ -51,7 +51,7 @@ Io::Io(Loop& loop, deferred_t, int fd, IoEvents events, Callable callback)
   }
 }
 
-Io::Io(Loop& loop, deferred_t, Callable callback)
+Io::Io(Loop& loop, deferred_t, Callable&& callback)
     : Watcher(reject_io_uring(loop), std::move(callback)) {
   ev_io_set(&watcher_, -1, 0);
   guard_ = detail::ClosedFdGuard::enrol(loop, *this);

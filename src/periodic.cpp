@@ -49,34 +49,34 @@ void Periodic::call_rule_through(LibevCall&& call) {
   }
 }
 
-Periodic::Periodic(Loop& loop, Timestamp at, Callable callback)
+Periodic::Periodic(Loop& loop, Timestamp at, Callable&& callback)
     : Periodic(loop, deferred, at, std::move(callback)) {
   start();
 }
 
-Periodic::Periodic(Loop& loop, deferred_t, Timestamp at, Callable callback)
+Periodic::Periodic(Loop& loop, deferred_t, Timestamp at, Callable&& callback)
     : Watcher(loop, std::move(callback)) {
   check_at(at);
   ev_periodic_set(&watcher_, at.time_since_epoch().count(), 0., nullptr);
 }
 
-Periodic::Periodic(Loop& loop, Duration offset, Duration interval, Callable callback)
+Periodic::Periodic(Loop& loop, Duration offset, Duration interval, Callable&& callback)
     : Periodic(loop, deferred, offset, interval, std::move(callback)) {
   start();
 }
 
-Periodic::Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callable callback)
+Periodic::Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callable&& callback)
     : Watcher(loop, std::move(callback)) {
   check_offset_interval(offset, interval);
   ev_periodic_set(&watcher_, offset.count(), interval.count(), nullptr);
 }
 
-Periodic::Periodic(Loop& loop, RescheduleRule rule, Callable callback)
+Periodic::Periodic(Loop& loop, RescheduleRule rule, Callable&& callback)
     : Periodic(loop, deferred, std::move(rule), std::move(callback)) {
   start();
 }
 
-Periodic::Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callable callback)
+Periodic::Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callable&& callback)
     : Watcher(loop, std::move(callback)), rule_(std::move(rule)) {
   check_rule(rule_);
   ev_periodic_set(&watcher_, 0., 0., &Periodic::reschedule_trampoline);

@@ -41,12 +41,12 @@ void check_signum(int signum) {
 
 }  // namespace
 
-Signal::Signal(Loop& loop, int signum, Callable callback)
+Signal::Signal(Loop& loop, int signum, Callable&& callback)
     : Signal(loop, deferred, signum, std::move(callback)) {
   start();
 }
 
-Signal::Signal(Loop& loop, deferred_t, int signum, Callable callback)
+Signal::Signal(Loop& loop, deferred_t, int signum, Callable&& callback)
     : Watcher(loop, std::move(callback)) {
   check_signum(signum);
   ev_signal_set(&watcher_, signum);

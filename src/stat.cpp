@@ -50,15 +50,15 @@ void check_path(const std::string& path) {
 
 }  // namespace
 
-Stat::Stat(Loop& loop, std::string path, Duration interval, Callable callback)
+Stat::Stat(Loop& loop, std::string path, Duration interval, Callable&& callback)
     : Stat(loop, deferred, std::move(path), interval, std::move(callback)) {
   start();
 }
 
-Stat::Stat(Loop& loop, std::string path, Callable callback)
+Stat::Stat(Loop& loop, std::string path, Callable&& callback)
     : Stat(loop, std::move(path), Duration::zero(), std::move(callback)) {}
 
-Stat::Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callable callback)
+Stat::Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callable&& callback)
     : Watcher(loop, std::move(callback)), path_(std::move(path)), interval_(interval) {
   check_path(path_);
   check_interval(interval_);
@@ -67,7 +67,7 @@ Stat::Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callable
   configure();
 }
 
-Stat::Stat(Loop& loop, deferred_t, std::string path, Callable callback)
+Stat::Stat(Loop& loop, deferred_t, std::string path, Callable&& callback)
     : Stat(loop, deferred, std::move(path), Duration::zero(), std::move(callback)) {}
 
 Stat::~Stat() {

@@ -21,25 +21,25 @@ double checked_seconds(Timer::Duration d, const char* what) {
 
 }  // namespace
 
-Timer::Timer(Loop& loop, Duration after, Callable callback)
+Timer::Timer(Loop& loop, Duration after, Callable&& callback)
     : Timer(loop, deferred, after, Duration::zero(), std::move(callback)) {
   start();
 }
 
-Timer::Timer(Loop& loop, Duration after, Duration repeat, Callable callback)
+Timer::Timer(Loop& loop, Duration after, Duration repeat, Callable&& callback)
     : Timer(loop, deferred, after, repeat, std::move(callback)) {
   start();
 }
 
-Timer::Timer(Loop& loop, deferred_t, Duration after, Callable callback)
+Timer::Timer(Loop& loop, deferred_t, Duration after, Callable&& callback)
     : Timer(loop, deferred, after, Duration::zero(), std::move(callback)) {}
 
-Timer::Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callable callback)
+Timer::Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callable&& callback)
     : Watcher(loop, std::move(callback)) {
   ev_timer_set(&watcher_, checked_seconds(after, "after"), checked_seconds(repeat, "repeat"));
 }
 
-Timer::Timer(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+Timer::Timer(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
   ev_timer_set(&watcher_, 0., 0.);
 }
 

@@ -31,10 +31,10 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
  public:
   /// Runs `callback` after send(); active on construction.
   /// Thread-safety: loop thread.
-  Async(Loop& loop, Callable callback) : Async(loop, deferred, std::move(callback)) { start(); }
+  Async(Loop& loop, Callable&& callback) : Async(loop, deferred, std::move(callback)) { start(); }
   /// Created stopped; start() it later.
   /// Thread-safety: loop thread.
-  Async(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Async(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_async_set(&watcher_);
   }
   /// Stops the watcher; a send that was not processed yet is dropped, never delivered.

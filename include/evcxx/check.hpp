@@ -19,9 +19,9 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Check final : public Watcher<Check, ev_check, void()> {
  public:
   /// Runs `callback` in every iteration after events were collected; active on construction.
-  Check(Loop& loop, Callable callback) : Check(loop, deferred, std::move(callback)) { start(); }
+  Check(Loop& loop, Callable&& callback) : Check(loop, deferred, std::move(callback)) { start(); }
   /// Created stopped; start() it later.
-  Check(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Check(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_check_set(&watcher_);
   }
   /// Stops the watcher.

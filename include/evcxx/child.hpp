@@ -32,16 +32,16 @@ class EVCXX_API Child final : public Watcher<Child, ev_child, void()> {
   /// Watches `pid` (0: any child); active on construction.
   /// Throws: std::logic_error unless `loop` is the default loop; std::invalid_argument for a
   /// negative pid (libev does not watch process groups).
-  Child(Loop& loop, pid_t pid, Callable callback);
+  Child(Loop& loop, pid_t pid, Callable&& callback);
   /// Watches `pid`; with `trace`, also reports when the child stops or continues.
   /// Throws: as Child(loop, pid, callback).
-  Child(Loop& loop, pid_t pid, bool trace, Callable callback);
+  Child(Loop& loop, pid_t pid, bool trace, Callable&& callback);
   /// Created stopped; start() it later.
   /// Throws: as Child(loop, pid, callback).
-  Child(Loop& loop, deferred_t, pid_t pid, Callable callback);
+  Child(Loop& loop, deferred_t, pid_t pid, Callable&& callback);
   /// Created stopped, with `trace`; start() it later.
   /// Throws: as Child(loop, pid, callback).
-  Child(Loop& loop, deferred_t, pid_t pid, bool trace, Callable callback);
+  Child(Loop& loop, deferred_t, pid_t pid, bool trace, Callable&& callback);
   /// Stops the watcher.
   ~Child() override = default;
 

@@ -27,10 +27,12 @@ class EVCXX_API Cleanup final : public Watcher<Cleanup, ev_cleanup, void()> {
  public:
   /// Runs `callback` while the loop is being destroyed; active on construction.
   /// Thread-safety: loop thread.
-  Cleanup(Loop& loop, Callable callback) : Cleanup(loop, deferred, std::move(callback)) { start(); }
+  Cleanup(Loop& loop, Callable&& callback) : Cleanup(loop, deferred, std::move(callback)) {
+    start();
+  }
   /// Created stopped; start() it later.
   /// Thread-safety: loop thread.
-  Cleanup(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Cleanup(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_cleanup_set(&watcher_);
   }
   /// Stops the watcher.

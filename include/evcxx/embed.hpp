@@ -48,10 +48,10 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   /// Throws: std::invalid_argument if inner's backend cannot be embedded or inner is `loop`
   /// itself; std::logic_error if `loop` uses libev 4.33's io_uring backend (which aborts on the
   /// registration changes an Embed makes).
-  Embed(Loop& loop, Loop& inner, Callable callback = {});
+  Embed(Loop& loop, Loop& inner, Callable&& callback = {});
   /// Created stopped; start() it later.
   /// Throws: as the active constructor.
-  Embed(Loop& loop, deferred_t, Loop& inner, Callable callback = {});
+  Embed(Loop& loop, deferred_t, Loop& inner, Callable&& callback = {});
   /// Stops the watcher.
   ~Embed() override;
 

@@ -20,10 +20,10 @@ class EVCXX_API Fork final : public Watcher<Fork, ev_fork, void()> {
  public:
   /// Runs `callback` in the child after Loop::notify_fork(); active on construction.
   /// Thread-safety: loop thread.
-  Fork(Loop& loop, Callable callback) : Fork(loop, deferred, std::move(callback)) { start(); }
+  Fork(Loop& loop, Callable&& callback) : Fork(loop, deferred, std::move(callback)) { start(); }
   /// Created stopped; start() it later.
   /// Thread-safety: loop thread.
-  Fork(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Fork(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_fork_set(&watcher_);
   }
   /// Stops the watcher.

@@ -21,9 +21,9 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Idle final : public Watcher<Idle, ev_idle, void()> {
  public:
   /// Runs `callback` in every iteration that has nothing else to do; active on construction.
-  Idle(Loop& loop, Callable callback) : Idle(loop, deferred, std::move(callback)) { start(); }
+  Idle(Loop& loop, Callable&& callback) : Idle(loop, deferred, std::move(callback)) { start(); }
   /// Created stopped; start() it later.
-  Idle(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Idle(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_idle_set(&watcher_);
   }
   /// Stops the watcher.

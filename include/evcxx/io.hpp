@@ -89,16 +89,16 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   /// Throws: std::invalid_argument for a negative fd, the loop's own epoll descriptor, or an
   /// events set that holds anything but readable and writable; std::logic_error on a Loop with
   /// libev 4.33's io_uring backend (see above).
-  Io(Loop& loop, int fd, IoEvents events, Callable callback);
+  Io(Loop& loop, int fd, IoEvents events, Callable&& callback);
   /// Created stopped; start() it later.
   /// Thread-safety: loop thread.
   /// Throws: as the other constructor.
-  Io(Loop& loop, deferred_t, int fd, IoEvents events, Callable callback);
+  Io(Loop& loop, deferred_t, int fd, IoEvents events, Callable&& callback);
   /// Created stopped with no descriptor yet (fd() is -1): start(fd, events) or set(fd, events)
   /// gives it one, for a descriptor that does not exist yet.
   /// Thread-safety: loop thread.
   /// Throws: std::logic_error on a Loop with libev 4.33's io_uring backend (see above).
-  Io(Loop& loop, deferred_t, Callable callback);
+  Io(Loop& loop, deferred_t, Callable&& callback);
   /// Stops the watcher.
   ~Io() override;
 

@@ -41,24 +41,24 @@ class EVCXX_API Periodic final : public Watcher<Periodic, ev_periodic, void()> {
 
   /// Fires once at `at`; active on construction.
   /// Throws: std::invalid_argument unless `at` is finite.
-  Periodic(Loop& loop, Timestamp at, Callable callback);
+  Periodic(Loop& loop, Timestamp at, Callable&& callback);
   /// Fires once at `at`; created stopped, start() it later.
   /// Throws: std::invalid_argument unless `at` is finite.
-  Periodic(Loop& loop, deferred_t, Timestamp at, Callable callback);
+  Periodic(Loop& loop, deferred_t, Timestamp at, Callable&& callback);
   /// Fires at every offset + N * interval; active on construction.
   /// Throws: std::invalid_argument unless interval is positive and finite and offset is
   /// non-negative and finite.
-  Periodic(Loop& loop, Duration offset, Duration interval, Callable callback);
+  Periodic(Loop& loop, Duration offset, Duration interval, Callable&& callback);
   /// Fires at every offset + N * interval; created stopped, start() it later.
   /// Throws: as the active constructor.
-  Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callable callback);
+  Periodic(Loop& loop, deferred_t, Duration offset, Duration interval, Callable&& callback);
   /// Fires when `rule` says; active on construction.
   /// Throws: std::invalid_argument for an empty rule; what the rule throws when the constructor
   /// starts the watcher.
-  Periodic(Loop& loop, RescheduleRule rule, Callable callback);
+  Periodic(Loop& loop, RescheduleRule rule, Callable&& callback);
   /// Fires when `rule` says; created stopped, start() it later.
   /// Throws: std::invalid_argument for an empty rule.
-  Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callable callback);
+  Periodic(Loop& loop, deferred_t, RescheduleRule rule, Callable&& callback);
   /// Stops the watcher.
   ~Periodic() override;
 

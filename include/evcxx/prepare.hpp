@@ -19,9 +19,11 @@ EVCXX_BEGIN_NAMESPACE
 class EVCXX_API Prepare final : public Watcher<Prepare, ev_prepare, void()> {
  public:
   /// Runs `callback` at the start of every iteration; active on construction.
-  Prepare(Loop& loop, Callable callback) : Prepare(loop, deferred, std::move(callback)) { start(); }
+  Prepare(Loop& loop, Callable&& callback) : Prepare(loop, deferred, std::move(callback)) {
+    start();
+  }
   /// Created stopped; start() it later.
-  Prepare(Loop& loop, deferred_t, Callable callback) : Watcher(loop, std::move(callback)) {
+  Prepare(Loop& loop, deferred_t, Callable&& callback) : Watcher(loop, std::move(callback)) {
     ev_prepare_set(&watcher_);
   }
   /// Stops the watcher.

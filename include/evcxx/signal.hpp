@@ -32,10 +32,10 @@ class EVCXX_API Signal final : public Watcher<Signal, ev_signal, void()> {
   /// Throws: std::out_of_range for a signal number outside [1, NSIG); std::invalid_argument for
   /// SIGKILL, SIGSTOP and the C library's reserved signals (which cannot be caught);
   /// std::logic_error as start() does.
-  Signal(Loop& loop, int signum, Callable callback);
+  Signal(Loop& loop, int signum, Callable&& callback);
   /// Created stopped; start() it later.
   /// Throws: the same checks on signum.
-  Signal(Loop& loop, deferred_t, int signum, Callable callback);
+  Signal(Loop& loop, deferred_t, int signum, Callable&& callback);
   /// Stops it, releasing the signal if this was the owning loop's last watcher for it.
   ~Signal() override;
 

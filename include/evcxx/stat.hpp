@@ -39,16 +39,16 @@ class EVCXX_API Stat final : public Watcher<Stat, ev_stat, void()> {
   /// The path should be absolute (a relative one follows the working directory of the moment).
   /// Throws: std::invalid_argument for a negative, NaN or infinite interval, an empty path, a path
   /// ending in '/', containing "." or ".." components or a NUL byte (libev cannot watch those).
-  Stat(Loop& loop, std::string path, Duration interval, Callable callback);
+  Stat(Loop& loop, std::string path, Duration interval, Callable&& callback);
   /// Watches `path` with libev's default polling interval; active on construction.
   /// Throws: as the constructor with an interval.
-  Stat(Loop& loop, std::string path, Callable callback);
+  Stat(Loop& loop, std::string path, Callable&& callback);
   /// Created stopped; start() it later.
   /// Throws: as the active constructor.
-  Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callable callback);
+  Stat(Loop& loop, deferred_t, std::string path, Duration interval, Callable&& callback);
   /// Created stopped, with libev's default polling interval; start() it later.
   /// Throws: as the active constructor.
-  Stat(Loop& loop, deferred_t, std::string path, Callable callback);
+  Stat(Loop& loop, deferred_t, std::string path, Callable&& callback);
   /// Stops the watcher.
   ~Stat() override;
 

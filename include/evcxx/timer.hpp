@@ -28,19 +28,19 @@ class EVCXX_API Timer final : public Watcher<Timer, ev_timer, void()> {
 
   /// Fires once, `after` from now; active on construction.
   /// Throws: std::invalid_argument for a negative, NaN or infinite duration.
-  Timer(Loop& loop, Duration after, Callable callback);
+  Timer(Loop& loop, Duration after, Callable&& callback);
   /// Fires `after` from now, then every `repeat` (if not zero); active on construction.
   /// Throws: std::invalid_argument for a negative, NaN or infinite duration.
-  Timer(Loop& loop, Duration after, Duration repeat, Callable callback);
+  Timer(Loop& loop, Duration after, Duration repeat, Callable&& callback);
   /// Created stopped; start() it later.
   /// Throws: the same checks.
-  Timer(Loop& loop, deferred_t, Duration after, Callable callback);
+  Timer(Loop& loop, deferred_t, Duration after, Callable&& callback);
   /// Created stopped, repeating; start() it later.
   /// Throws: the same checks.
-  Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callable callback);
+  Timer(Loop& loop, deferred_t, Duration after, Duration repeat, Callable&& callback);
   /// Created stopped with no timeout yet: start(after, repeat) or set(after, repeat) gives it one
   /// (a plain start() fires in the next iteration: `after` and `repeat` are zero).
-  Timer(Loop& loop, deferred_t, Callable callback);
+  Timer(Loop& loop, deferred_t, Callable&& callback);
   /// Stops the watcher.
   ~Timer() override = default;
 

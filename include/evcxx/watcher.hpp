@@ -204,7 +204,7 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
  protected:
   using NativeTraits = detail::NativeTraits<Native>;
 
-  Watcher(Loop& loop, Callable callback) : WatcherLink(loop), callable_(std::move(callback)) {
+  Watcher(Loop& loop, Callable&& callback) : WatcherLink(loop), callable_(std::move(callback)) {
     ev_init(&watcher_, libev_callback());
     watcher_.data = this;
   }
