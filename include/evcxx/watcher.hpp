@@ -73,7 +73,9 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   /// arguments (a lambda, a std::function, a function pointer, a std::reference_wrapper), or
   /// nothing (nullptr, `{}` or an empty std::function). It keeps the function object by its own
   /// type: inline when it fits in a std::function and moves without throwing, on the heap
-  /// otherwise. Move-only; watchers take it by value.
+  /// otherwise. Move-only: watchers take a temporary (what a lambda argument converts to).
+  /// Pass the lambda itself rather than a std::function made from it: a std::function is kept
+  /// as one, and each call then goes through it (about twice libev's dispatch time).
   ///
   /// A call runs a copy of a small trivially copyable function object that a const call cannot
   /// change (a lambda capturing pointers and references), and a mutable lambda's copy goes back
