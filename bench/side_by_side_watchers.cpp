@@ -177,15 +177,31 @@ Sample evcxx_dispatch(std::uint64_t ops, int revents, Make make) {
       [&] { loop.invoke_pending(); });
 }
 
-Sample raw_idle(std::uint64_t ops) {
-  return raw_dispatch<ev_idle>(
-      ops, EV_IDLE, [](ev_idle* w, struct ev_loop*, int) { ev_idle_init(w, raw_count<ev_idle>); },
-      ev_idle_start, ev_idle_stop);
+// The watcher types with no parameters (Idle, Prepare, Check, Async, Fork, Cleanup): one shape
+// of row for all.
+template <class W>
+Sample raw_plain(std::uint64_t ops, int revents, void (*start)(struct ev_loop*, W*),
+                 void (*stop)(struct ev_loop*, W*)) {
+  return raw_dispatch<W>(
+      ops, revents,
+      [](W* w, struct ev_loop*, int) {
+        *w = W{};  // what each type's ev_TYPE_set leaves (ev_async's sent flag cleared)
+        ev_init(w, raw_count<W>);
+      },
+      start, stop);
 }
-Sample evcxx_idle(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Idle>(ops, EV_IDLE, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
+template <class W>
+Sample evcxx_plain(std::uint64_t ops, int revents) {
+  return evcxx_dispatch<W>(ops, revents, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
     w.emplace(loop, [c] { c->hit(); });
   });
+}
+
+Sample raw_idle(std::uint64_t ops) {
+  return raw_plain<ev_idle>(ops, EV_IDLE, ev_idle_start, ev_idle_stop);
+}
+Sample evcxx_idle(std::uint64_t ops) {
+  return evcxx_plain<evcxx::Idle>(ops, EV_IDLE);
 }
 
 // Compile-time callbacks (Watcher::set_callback<&K::member>(object)): libev calls the member
@@ -257,39 +273,24 @@ Sample evcxx_periodic(std::uint64_t ops) {
 }
 
 Sample raw_prepare(std::uint64_t ops) {
-  return raw_dispatch<ev_prepare>(
-      ops, EV_PREPARE,
-      [](ev_prepare* w, struct ev_loop*, int) { ev_prepare_init(w, raw_count<ev_prepare>); },
-      ev_prepare_start, ev_prepare_stop);
+  return raw_plain<ev_prepare>(ops, EV_PREPARE, ev_prepare_start, ev_prepare_stop);
 }
 Sample evcxx_prepare(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Prepare>(
-      ops, EV_PREPARE,
-      [](auto& w, evcxx::Loop& loop, int, Counter* c) { w.emplace(loop, [c] { c->hit(); }); });
+  return evcxx_plain<evcxx::Prepare>(ops, EV_PREPARE);
 }
 
 Sample raw_check(std::uint64_t ops) {
-  return raw_dispatch<ev_check>(
-      ops, EV_CHECK,
-      [](ev_check* w, struct ev_loop*, int) { ev_check_init(w, raw_count<ev_check>); },
-      ev_check_start, ev_check_stop);
+  return raw_plain<ev_check>(ops, EV_CHECK, ev_check_start, ev_check_stop);
 }
 Sample evcxx_check(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Check>(
-      ops, EV_CHECK,
-      [](auto& w, evcxx::Loop& loop, int, Counter* c) { w.emplace(loop, [c] { c->hit(); }); });
+  return evcxx_plain<evcxx::Check>(ops, EV_CHECK);
 }
 
 Sample raw_async(std::uint64_t ops) {
-  return raw_dispatch<ev_async>(
-      ops, EV_ASYNC,
-      [](ev_async* w, struct ev_loop*, int) { ev_async_init(w, raw_count<ev_async>); },
-      ev_async_start, ev_async_stop);
+  return raw_plain<ev_async>(ops, EV_ASYNC, ev_async_start, ev_async_stop);
 }
 Sample evcxx_async(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Async>(
-      ops, EV_ASYNC,
-      [](auto& w, evcxx::Loop& loop, int, Counter* c) { w.emplace(loop, [c] { c->hit(); }); });
+  return evcxx_plain<evcxx::Async>(ops, EV_ASYNC);
 }
 
 Sample raw_signal(std::uint64_t ops) {
@@ -320,26 +321,17 @@ Sample evcxx_timer_std_function(std::uint64_t ops) {
 }
 
 Sample raw_fork(std::uint64_t ops) {
-  return raw_dispatch<ev_fork>(
-      ops, EV_FORK, [](ev_fork* w, struct ev_loop*, int) { ev_fork_init(w, raw_count<ev_fork>); },
-      ev_fork_start, ev_fork_stop);
+  return raw_plain<ev_fork>(ops, EV_FORK, ev_fork_start, ev_fork_stop);
 }
 Sample evcxx_fork(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Fork>(ops, EV_FORK, [](auto& w, evcxx::Loop& loop, int, Counter* c) {
-    w.emplace(loop, [c] { c->hit(); });
-  });
+  return evcxx_plain<evcxx::Fork>(ops, EV_FORK);
 }
 
 Sample raw_cleanup(std::uint64_t ops) {
-  return raw_dispatch<ev_cleanup>(
-      ops, EV_CLEANUP,
-      [](ev_cleanup* w, struct ev_loop*, int) { ev_cleanup_init(w, raw_count<ev_cleanup>); },
-      ev_cleanup_start, ev_cleanup_stop);
+  return raw_plain<ev_cleanup>(ops, EV_CLEANUP, ev_cleanup_start, ev_cleanup_stop);
 }
 Sample evcxx_cleanup(std::uint64_t ops) {
-  return evcxx_dispatch<evcxx::Cleanup>(
-      ops, EV_CLEANUP,
-      [](auto& w, evcxx::Loop& loop, int, Counter* c) { w.emplace(loop, [c] { c->hit(); }); });
+  return evcxx_plain<evcxx::Cleanup>(ops, EV_CLEANUP);
 }
 
 constexpr const char* kStatPath = "/";  // exists everywhere; never changes during a sample
