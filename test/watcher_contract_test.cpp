@@ -319,7 +319,7 @@ void check_watcher_contract(Make make, MakeLoop make_loop = &new_loop) {
     EXPECT_EQ(target.calls, 4);
 
     int plain_calls = 0;
-    w->set_callback([&](auto&&...) { ++plain_calls; });  // back to a std::function
+    w->set_callback([&](auto&&...) { ++plain_calls; });  // back to a lambda, kept by its type
     w->feed();
     loop->run(evcxx::Run::nowait);
     EXPECT_EQ(plain_calls, 1);
