@@ -32,8 +32,9 @@ std::atomic<std::uint64_t> next_lane_serial{1};
 struct TaskQueue::Lane {
   Lane(Segment* first, bool closed, std::thread::id thread)
       : word(sleeping_bit | (closed ? closed_bit : 0)),  // a new lane must check for a sleeper
-        tag(next_lane_serial.fetch_add(1, std::memory_order_relaxed) << position_bits),
+        producer_tag(next_lane_serial.fetch_add(1, std::memory_order_relaxed) << position_bits),
         tail_segment(first),
+        tag(producer_tag),
         head_segment(first),
         closed_at(closed ? 0 : no_position),
         owner(thread) {}
@@ -46,13 +47,20 @@ struct TaskQueue::Lane {
   // The sequence number that says "position is published": positions count per lane and
   // segments move between lanes, so it carries the lane's process-wide serial number.
   std::uint64_t sequence_of(std::uint64_t position) const noexcept { return tag | (position + 1); }
+  std::uint64_t producer_sequence_of(std::uint64_t position) const noexcept {
+    return producer_tag | (position + 1);
+  }
 
-  alignas(64) std::atomic<std::uint64_t> word;
-  const std::uint64_t tag;
+  // The producer's line. The consumer reads it only at the start and end of a batch: every read
+  // takes the line away from the producer, whose next fetch_add then waits for it.
+  alignas(false_sharing_span) std::atomic<std::uint64_t> word;
+  const std::uint64_t producer_tag;
   Segment* tail_segment;  // holds the next position to claim
 
-  alignas(64) std::uint64_t head = 0;  // next position to run
-  Segment* head_segment;               // holds positions [head_first, head_first + 64)
+  // The consumer's lines.
+  alignas(false_sharing_span) const std::uint64_t tag;  // producer_tag, off the producer's line
+  std::uint64_t head = 0;                               // next position to run
+  Segment* head_segment;  // holds positions [head_first, head_first + 64)
   std::uint64_t head_first = 0;
   std::uint64_t batch_limit = 0;         // where the running batch stops
   std::atomic<std::uint64_t> closed_at;  // the position close() found
@@ -159,7 +167,12 @@ bool TaskQueue::push(const TaskOps& ops, void* source) {
   const std::uint64_t position = word & position_mask;  // only this thread moves it
   // A claimed position must be published whatever happens, so what could fail comes first.
   Segment* fresh = nullptr;
-  if (position % segment_slots == 0 && position != 0) fresh = take_spare_segment();
+  if (position % segment_slots == 0 && position != 0) {
+    fresh = take_spare_segment();
+    // The consumer read this segment last. Taking its lines back in one burst of stores costs
+    // far less than a stall in every post, whose fetch_add would wait for its slot's line.
+    for (Slot& spare : fresh->slot) spare.sequence.store(0, std::memory_order_relaxed);
+  }
 
   const std::uint64_t seen = lane.word.fetch_add(1, std::memory_order_acq_rel);
   if ((seen & closed_bit) != 0) {  // closed meanwhile: a phantom position, never published
@@ -183,11 +196,11 @@ bool TaskQueue::push(const TaskOps& ops, void* source) {
     slot.ops = &ops;
   } catch (...) {
     slot.ops = &no_task_ops;  // the position must still be published and run
-    publish(slot, lane.sequence_of(position));
+    publish(slot, lane.producer_sequence_of(position));
     after_publish(wake_consumer);
     throw;
   }
-  publish(slot, lane.sequence_of(position));
+  publish(slot, lane.producer_sequence_of(position));
   after_publish(wake_consumer);
   return true;
 }
@@ -285,6 +298,18 @@ bool TaskQueue::published(Lane& lane, std::uint64_t position) noexcept {
          lane.sequence_of(position);
 }
 
+bool TaskQueue::segment_filled(Lane& lane) noexcept {
+  // The producer links the next segment when it claims its first position, by when it has
+  // published every position of this one (consume() checks each all the same).
+  if (lane.head == lane.head_first + segment_slots) {
+    Segment* next = lane.head_segment->next.load(std::memory_order_acquire);
+    if (next == nullptr) return false;
+    give_spare_segment(std::exchange(lane.head_segment, next));
+    lane.head_first += segment_slots;
+  }
+  return lane.head_segment->next.load(std::memory_order_acquire) != nullptr;
+}
+
 const TaskQueue::Lanes& TaskQueue::current_lanes() noexcept {
   // Arrays replaced since the last batch are no longer used by this thread: free them.
   if (have_retired_.load(std::memory_order_acquire)) {
@@ -325,7 +350,10 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
     std::uint64_t more = 0;
     for (const auto& lane : lanes) {
       if (lane->owner == batch_thread_ || lane->head != lane->batch_limit) continue;
-      lane->batch_limit = std::min(claimed_end(*lane), lane->head + extra - more);
+      // Behind the producer by a whole segment: reading slots it is still writing (or the
+      // neighbours the hardware prefetches with them) would take their lines away from it.
+      if (!segment_filled(*lane)) continue;
+      lane->batch_limit = std::min(lane->head_first + segment_slots, lane->head + extra - more);
       more += consume(*lane, lane->batch_limit, run);
       if (more == extra) break;
     }
@@ -346,10 +374,10 @@ bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
   do {
     for (int i = 0; i < 16; ++i) {
       for (const auto& lane : lanes) {
-        // The slot of the next position, not the lane's word: the producer writes the word on
-        // every post, and polling it would take the line away from the producer every time.
+        // The segment's link, not the lane's word or the next slot: the producer writes those
+        // on every post, and polling them would take their lines away from it every time.
         if (lane->owner != batch_thread_ && lane->head == lane->batch_limit &&
-            published(*lane, lane->head)) {
+            segment_filled(*lane)) {
           linger_misses_ = 0;
           return true;
         }

@@ -38,6 +38,13 @@ namespace detail {
 // sides meet in a Dekker handshake whose heavy half (membarrier(2), when the kernel has it) is on
 // the consumer's rare path.
 //
+// Streaming. A consumer that caught up with a producer stays a whole segment behind it: it runs
+// a segment once the next one is linked, and while it waits it polls only that link. Reading
+// the slots the producer is writing (or their neighbours, which the hardware fetches along)
+// would take those lines away from it and stall its next fetch_add on every post. For the same
+// reason the producer takes a recycled segment's lines back in one burst before posting into it,
+// and what producer and consumer write lives false_sharing_span bytes apart.
+//
 // Batches. A batch runs what every lane held when it started; then, while producers on other
 // threads keep it busy, up to a budget more. Tasks posted by the batch's own tasks wait for the
 // next batch (after the loop polled for I/O), so a task that re-posts itself cannot starve the
@@ -51,6 +58,8 @@ class TaskQueue {
   using ErrorFn = void (*)(void* context, std::exception_ptr error) noexcept;
 
   static constexpr std::size_t segment_slots = 64;  // 4 KiB of slots per segment
+  // x86 fetches cache lines in aligned pairs: what two threads write stays this far apart.
+  static constexpr std::size_t false_sharing_span = 128;
 
   TaskQueue(WakeFn wake, void* wake_context);
   // Destroys every task still queued without running it. No producer may still be pushing.
@@ -130,6 +139,7 @@ class TaskQueue {
   std::uint64_t consume(Lane& lane, std::uint64_t limit, Visit visit) noexcept;
   std::uint64_t claimed_end(const Lane& lane) const noexcept;
   bool published(Lane& lane, std::uint64_t position) noexcept;
+  bool segment_filled(Lane& lane) noexcept;
   const Lanes& current_lanes() noexcept;
   bool linger(const Lanes& lanes, std::uint64_t batch_size) noexcept;
   void rest() noexcept;
@@ -142,12 +152,12 @@ class TaskQueue {
   const WakeFn wake_;
   void* const wake_context_;
 
-  alignas(64) std::atomic<bool> sleeping_{true};  // until the first batch runs
-  std::atomic<bool> publish_watched_{false};      // the consumer sleeps until a publish
+  alignas(false_sharing_span) std::atomic<bool> sleeping_{true};  // until the first batch runs
+  std::atomic<bool> publish_watched_{false};  // the consumer sleeps until a publish
 
   // The lanes, copy-on-write: registration (any thread, under lanes_mutex_) replaces the array;
   // the consumer reads it without the lock and frees replaced arrays at its next batch.
-  alignas(64) std::atomic<const Lanes*> lanes_;
+  alignas(false_sharing_span) std::atomic<const Lanes*> lanes_;
   std::mutex lanes_mutex_;
   std::vector<std::unique_ptr<const Lanes>> retired_lanes_;  // guarded by lanes_mutex_
   std::unique_ptr<const Lanes> owned_lanes_;                 // guarded by lanes_mutex_
@@ -155,7 +165,7 @@ class TaskQueue {
   std::atomic<bool> closed_{false};
 
   // Consumer only.
-  alignas(64) std::thread::id batch_thread_;
+  alignas(false_sharing_span) std::thread::id batch_thread_;
   int linger_misses_ = max_linger_misses;
   bool yield_before_sleep_ = true;
   bool in_batch_ = false;  // a task ran the loop again (nested run()): the outer batch goes on
@@ -163,7 +173,7 @@ class TaskQueue {
   // Spare segments: a few on a lock-free shelf (the steady state: a producer that starts a
   // segment takes one, the consumer that finishes one puts it back), more in a locked pool that
   // only bursts reach.
-  alignas(64) std::atomic<Segment*> spare_shelf_[spare_shelf_size] = {};
+  alignas(false_sharing_span) std::atomic<Segment*> spare_shelf_[spare_shelf_size] = {};
   std::mutex spare_mutex_;
   Segment* spare_segments_ = nullptr;  // guarded by spare_mutex_
   std::size_t spare_segment_count_ = 0;

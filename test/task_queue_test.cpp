@@ -128,6 +128,37 @@ TEST(TaskQueue, KeepsFifoPerProducerWhileTheConsumerRuns) {
   EXPECT_EQ(order.wrong, 0u);
 }
 
+TEST(TaskQueue, AStreamThatStopsMidSegmentRunsToItsLastTask) {
+  // A consumer that caught up with a streaming producer runs whole segments only: the tail of a
+  // stream, in a segment the producer never finishes, must still run, whatever its length.
+  Waker waker;
+  TaskQueue queue(&Waker::wake, &waker);
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    while (!stop.load()) {
+      if (!waker.wait()) return;
+      queue.run_batch(&ignore_errors, nullptr);
+    }
+  });
+  std::atomic<std::size_t> ran{0};
+  std::size_t posted = 0;
+  for (std::size_t length = 1; length <= 3 * TaskQueue::segment_slots + 1; length += 7) {
+    for (std::size_t i = 0; i < length; ++i) {
+      ASSERT_TRUE(push(queue, [&ran] { ran.fetch_add(1, std::memory_order_release); }));
+    }
+    posted += length;
+    const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+    while (ran.load(std::memory_order_acquire) != posted &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_EQ(ran.load(), posted) << "the last " << length << "-task stream never finished";
+  }
+  stop = true;
+  push(queue, [] {});
+  consumer.join();
+}
+
 TEST(TaskQueue, UnderStressNoWakeUpIsLost) {
   // Producers that pause now and then, so the consumer keeps going to sleep and being woken.
   constexpr std::size_t kProducers = 4;
