@@ -352,11 +352,17 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
       if (lane->owner == batch_thread_ || lane->head != lane->batch_limit) continue;
       // Behind the producer by a whole segment: reading slots it is still writing (or the
       // neighbours the hardware prefetches with them) would take their lines away from it.
-      if (!segment_filled(*lane)) continue;
-      lane->batch_limit = std::min(lane->head_first + segment_slots, lane->head + extra - more);
+      if (take_partial_) {  // what is published (consume() stops at the first gap)
+        lane->batch_limit = lane->head + extra - more;
+      } else if (segment_filled(*lane)) {
+        lane->batch_limit = std::min(lane->head_first + segment_slots, lane->head + extra - more);
+      } else {
+        continue;
+      }
       more += consume(*lane, lane->batch_limit, run);
       if (more == extra) break;
     }
+    take_partial_ = false;
     ran += more;
     extra -= more;
     if (more == 0 && !linger(lanes, ran)) break;
@@ -370,21 +376,27 @@ bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
   // The batch's lanes: one registered since joins the next batch (rest() sees it).
   if (batch_size >= streaming_batch) linger_misses_ = 0;
   if (linger_misses_ >= max_linger_misses) return false;  // posts come one by one: just sleep
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(linger_ns);
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::nanoseconds(linger_ns);
+  bool patient = true;
   do {
     for (int i = 0; i < 16; ++i) {
       for (const auto& lane : lanes) {
+        if (lane->owner == batch_thread_ || lane->head != lane->batch_limit) continue;
         // The segment's link, not the lane's word or the next slot: the producer writes those
         // on every post, and polling them would take their lines away from it every time.
-        if (lane->owner != batch_thread_ && lane->head == lane->batch_limit &&
-            segment_filled(*lane)) {
+        // After a while (the producer may have stopped mid-segment, as a batch of requests
+        // does) the next slot too.
+        if (segment_filled(*lane) || (!patient && published(*lane, lane->head))) {
+          take_partial_ = !patient;
           linger_misses_ = 0;
           return true;
         }
       }
       cpu_relax();
     }
-  } while (std::chrono::steady_clock::now() < deadline);
+    patient = std::chrono::steady_clock::now() < start + std::chrono::nanoseconds(patience_ns);
+  } while (patient || std::chrono::steady_clock::now() < deadline);
   ++linger_misses_;
   return false;
 }

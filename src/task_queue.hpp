@@ -39,7 +39,8 @@ namespace detail {
 // the consumer's rare path.
 //
 // Streaming. A consumer that caught up with a producer stays a whole segment behind it: it runs
-// a segment once the next one is linked, and while it waits it polls only that link. Reading
+// a segment once the next one is linked, and while it waits it polls only that link (after
+// patience_ns, the next slot too, for a producer that stopped mid-segment). Reading
 // the slots the producer is writing (or their neighbours, which the hardware fetches along)
 // would take those lines away from it and stall its next fetch_add on every post. For the same
 // reason the producer takes a recycled segment's lines back in one burst before posting into it,
@@ -123,6 +124,7 @@ class TaskQueue {
   // before going to sleep (sleeping and being woken cost each side a system call and a context
   // switch, many microseconds); after a few misses in a row it stops until a batch is big again.
   static constexpr std::int64_t linger_ns = 2000;
+  static constexpr std::int64_t patience_ns = 500;  // waiting for a whole segment only
   static constexpr std::uint64_t streaming_batch = 16;
   static constexpr int max_linger_misses = 8;
   static constexpr std::size_t spare_shelf_size = 8;
@@ -168,7 +170,8 @@ class TaskQueue {
   alignas(false_sharing_span) std::thread::id batch_thread_;
   int linger_misses_ = max_linger_misses;
   bool yield_before_sleep_ = true;
-  bool in_batch_ = false;  // a task ran the loop again (nested run()): the outer batch goes on
+  bool take_partial_ = false;  // linger() found the next slot published, not a whole segment
+  bool in_batch_ = false;      // a task ran the loop again (nested run()): the outer batch goes on
 
   // Spare segments: a few on a lock-free shelf (the steady state: a producer that starts a
   // segment takes one, the consumer that finishes one puts it back), more in a locked pool that
