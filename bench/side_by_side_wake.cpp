@@ -76,9 +76,10 @@ Sample evcxx_async(std::uint64_t ops, std::chrono::duration<double> spin) {
   evcxx::LoopThread b("bench-wake-b");
   set_busy_poll(a, spin, 0);
   set_busy_poll(b, spin, 1);
-  std::optional<evcxx::Async> on_a;
-  std::optional<evcxx::Async> on_b;
-  std::uint64_t round_trips = 0;  // thread A
+  // Each on a line of its own (as in PostPingPong below).
+  alignas(128) std::optional<evcxx::Async> on_a;
+  alignas(128) std::optional<evcxx::Async> on_b;
+  alignas(128) std::uint64_t round_trips = 0;  // thread A
   Done done;  // A's callback may still be in set(): the submit() below waits for it to return
   // Watchers are created and destroyed on their loop's thread.
   a.submit([&] {
@@ -103,9 +104,11 @@ Sample evcxx_async(std::uint64_t ops, std::chrono::duration<double> spin) {
 struct PostPingPong {
   Done done;  // first, so that it outlives the threads: the last task may still be in set()
   std::uint64_t target = 0;
-  std::uint64_t round_trips = 0;  // thread A
-  evcxx::LoopThread a{"bench-wake-a"};
-  evcxx::LoopThread b{"bench-wake-b"};
+  // Each on a line of its own: A writes round_trips on every round trip, and B reads `a` to post
+  // to it (the spinning floor shares no line by accident either).
+  alignas(128) std::uint64_t round_trips = 0;  // thread A
+  alignas(128) evcxx::LoopThread a{"bench-wake-a"};
+  alignas(128) evcxx::LoopThread b{"bench-wake-b"};
 
   void ping() {
     b.post([this] { a.post([this] { pong(); }); });

@@ -68,6 +68,7 @@ struct Loop::Impl {
   int run_flags = 0;                 // that run()'s ev_run() flags
   bool broken = false;               // ev_break() was called in iteration broken_iteration
   bool tasks_wait_for_poll = false;  // the last batch left tasks that must wait for the poll
+  bool serving_spin = false;         // the busy poll serves: batches leave the task queue awake
   unsigned broken_iteration = 0;
 
   detail::OnceWait* once_waits = nullptr;  // Loop::once() waits not yet over; loop thread
@@ -364,6 +365,8 @@ void Loop::add_chore(detail::LoopChore& chore) noexcept {
 }
 
 void Loop::run_chores() noexcept {
+  // A load first: the exchange is a full fence, and there is rarely a chore.
+  if (impl_->chores.load(std::memory_order_relaxed) == nullptr) return;
   detail::LoopChore* newest_first = impl_->chores.exchange(nullptr, std::memory_order_acquire);
   detail::LoopChore* oldest_first = nullptr;
   while (newest_first != nullptr) {
@@ -386,27 +389,39 @@ bool Loop::running_on_this_thread() const noexcept {
 
 void Loop::on_wakeup() noexcept {
   run_chores();
-  impl_->tasks.run_batch(&Impl::task_failed, this);
+  impl_->tasks.run_batch(&Impl::task_failed, this, impl_->serving_spin);
   // Tasks those tasks posted are work too: run() must not return before it reaches them (the
   // queue has re-armed the wakeup for them).
-  const bool more = impl_->tasks.has_pending();
+  // Serving the busy poll, the cheaper look (other threads' lane words stay with their
+  // producers); the reference is brought up to date when the spin ends.
+  const bool more = impl_->serving_spin ? impl_->tasks.has_runnable() : impl_->tasks.has_pending();
   impl_->tasks_wait_for_poll = more;
-  if (more != impl_->holds_ref) {
-    if (more) {
-      ev_ref(loop_);
-    } else {
-      ev_unref(loop_);
-    }
-    impl_->holds_ref = more;
-  }
+  if (!impl_->serving_spin) hold_ref_for_tasks(more);
   if (impl_->tasks.closed_and_drained()) {
     impl_->note_break(false);
     ev_break(loop_, EVBREAK_ALL);
   }
-  if (impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
+  if (impl_->stop_requested.load(std::memory_order_relaxed) &&
+      impl_->stop_requested.exchange(false, std::memory_order_acq_rel)) {
     impl_->note_break(false);
     ev_break(loop_, EVBREAK_ONE);
   }
+}
+
+void Loop::stop_serving_spin() noexcept {
+  Impl& impl = *impl_;
+  impl.serving_spin = false;
+  if (impl.tasks.settle()) hold_ref_for_tasks(impl.tasks.has_pending());
+}
+
+void Loop::hold_ref_for_tasks(bool pending) noexcept {
+  if (pending == impl_->holds_ref) return;
+  if (pending) {
+    ev_ref(loop_);
+  } else {
+    ev_unref(loop_);
+  }
+  impl_->holds_ref = pending;
 }
 
 void Loop::invoke_pending() {
@@ -492,8 +507,11 @@ void Loop::spin_before_block() noexcept {
   Impl& impl = *impl_;
   // Only where libev is about to block: directly inside run() (not Run::nowait, an ev_run() of
   // native() or an Embed's sweep).
-  if (static_cast<int>(ev_depth(loop_)) != impl.run_depth || (impl.run_flags & EVRUN_NOWAIT) != 0)
+  if (static_cast<int>(ev_depth(loop_)) != impl.run_depth || (impl.run_flags & EVRUN_NOWAIT) != 0) {
+    // A run nested in a callback the spin serves is about to block: producers must wake it.
+    stop_serving_spin();
     return;
+  }
   // Lowest-priority prepare watchers started before this one run after it (libev runs them last
   // first), as do events they fed: run them now, as libev allows a callback to, so that the spin
   // comes last. A hook of the user's decides how callbacks run: then skip the spin instead.
@@ -505,9 +523,27 @@ void Loop::spin_before_block() noexcept {
   // system call; not under Run::once (one iteration, as libev's poll would end it) nor with an
   // invoke-pending hook (which decides how callbacks run): there the spin ends for libev instead.
   const bool serve = (impl.run_flags & EVRUN_ONCE) == 0 && !impl.invoke_hook;
+  // Serving, the spin also watches the task queue itself, which its batches leave awake: posts
+  // then wake nobody (no send, no fence). Whatever way the spin ends, the queue settles first:
+  // it goes to sleep, or asks for the next batch through the wakeup.
+  struct Settle {
+    Loop& loop;
+    ~Settle() { loop.stop_serving_spin(); }
+  } settle_on_return{*this};
+  // (Not serving, as in a Run::once nested in a served callback, the queue settles first.)
+  if (serve) {
+    impl.serving_spin = true;
+  } else {
+    stop_serving_spin();
+  }
+  const auto take_tasks = [&] {
+    if (!impl.tasks.has_published()) return false;
+    ev_feed_event(loop_, &impl.wakeup, EV_ASYNC);
+    return true;
+  };
   // The clock is read every few rounds only: it costs more than a look at the flags.
   for (unsigned round = 1;; ++round) {
-    if (serve ? take_sends() : has_sends()) {
+    if (serve ? (take_sends() || take_tasks()) : has_sends()) {
       if (!serve) return;
       impl.tasks_wait_for_poll = false;
       ev_invoke_pending(loop_);

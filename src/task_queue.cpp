@@ -320,13 +320,14 @@ const TaskQueue::Lanes& TaskQueue::current_lanes() noexcept {
   return *lanes_.load(std::memory_order_acquire);
 }
 
-void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
+void TaskQueue::run_batch(ErrorFn on_error, void* error_context, bool stay_awake) noexcept {
   // Nested (a task ran the loop, and the wake-up was pending): the outer batch still holds its
   // place in every lane and asks for the next batch itself when it ends.
   if (in_batch_) return;
   in_batch_ = true;
   batch_thread_ = std::this_thread::get_id();
-  sleeping_.store(false, std::memory_order_relaxed);  // awake: producers need not wake us
+  // Awake: producers need not wake us. (A load first: producers read this line on every post.)
+  if (sleeping_.load(std::memory_order_relaxed)) sleeping_.store(false, std::memory_order_relaxed);
   const auto run = [&](Slot& slot) {
     try {
       slot.ops->run(slot.storage);
@@ -337,7 +338,12 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
   };
   const Lanes& lanes = current_lanes();
   // The batch: what every lane held when it started...
-  for (const auto& lane : lanes) lane->batch_limit = claimed_end(*lane);
+  // (Staying awake, other threads' lanes are run as far as they are published, not as far as
+  // their words say: reading a word takes its line from its producer, whose next post waits.)
+  for (const auto& lane : lanes) {
+    lane->batch_limit =
+        stay_awake && lane->owner != batch_thread_ ? lane->head + extra_budget : claimed_end(*lane);
+  }
   std::uint64_t ran = 0;
   bool abandoned = false;
   for (const auto& lane : lanes) {
@@ -368,8 +374,35 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context) noexcept {
     if (more == 0 && !linger(lanes, ran)) break;
   }
   if (abandoned) drop_abandoned_lanes();
-  rest();
+  if (stay_awake) {
+    awake_ = true;
+  } else {
+    awake_ = false;
+    rest();
+  }
   in_batch_ = false;
+}
+
+bool TaskQueue::has_runnable() noexcept {
+  const Lanes& lanes = current_lanes();
+  return std::any_of(lanes.begin(), lanes.end(), [this](const std::shared_ptr<Lane>& lane) {
+    return lane->owner == batch_thread_ ? claimed_end(*lane) != lane->head
+                                        : published(*lane, lane->head);
+  });
+}
+
+bool TaskQueue::has_published() noexcept {
+  const Lanes& lanes = current_lanes();
+  return std::any_of(lanes.begin(), lanes.end(), [this](const std::shared_ptr<Lane>& lane) {
+    return published(*lane, lane->head);
+  });
+}
+
+bool TaskQueue::settle() noexcept {
+  if (!awake_) return false;
+  awake_ = false;
+  rest();
+  return true;
 }
 
 bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {

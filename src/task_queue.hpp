@@ -75,12 +75,21 @@ class TaskQueue {
   bool push(const TaskOps& ops, void* source);
 
   // Consumer: runs one batch; exceptions thrown by tasks go to on_error, the batch goes on.
-  void run_batch(ErrorFn on_error, void* error_context) noexcept;
+  // With stay_awake (a busy-polling loop that watches has_published() itself) the queue does not
+  // go to sleep after it, so producers post without waking anyone; settle() must follow before
+  // the consumer blocks.
+  void run_batch(ErrorFn on_error, void* error_context, bool stay_awake = false) noexcept;
+  // Consumer: a task is published that no batch has run yet (it reads each lane's next slot).
+  bool has_published() noexcept;
+  // Consumer, between batches: has_pending() without reading other threads' lane words: this
+  // thread's tasks queued, or another thread's published.
+  bool has_runnable() noexcept;
+  // Consumer, before it blocks: after batches that stayed awake, goes to sleep as a batch does
+  // (or asks for the next batch, when there is work); false if there was nothing to settle.
+  bool settle() noexcept;
 
   // ANY thread: every push from now on returns false; wakes the consumer.
   void close() noexcept;
-  // Consumer, between batches: tasks are queued that no batch has run yet.
-  bool has_pending() const noexcept;
   // Consumer, between batches: tasks are queued that no batch has run yet.
   bool has_pending() noexcept;
   // Consumer: close() was called and every task accepted before it has run.
@@ -170,6 +179,7 @@ class TaskQueue {
   alignas(false_sharing_span) std::thread::id batch_thread_;
   int linger_misses_ = max_linger_misses;
   bool yield_before_sleep_ = true;
+  bool awake_ = false;         // a batch stayed awake: settle() has not run since
   bool take_partial_ = false;  // linger() found the next slot published, not a whole segment
   bool in_batch_ = false;      // a task ran the loop again (nested run()): the outer batch goes on
 

@@ -380,6 +380,45 @@ TEST(BusyPoll, ServesSendsAndPostsInsideTheSpinWithoutPolling) {
   EXPECT_FALSE(dog.fired());
 }
 
+// The batches the spin serves leave the task queue awake, so that posts wake nobody. A run()
+// nested in a callback the spin serves blocks in libev's poll like any other: a task posted from
+// another thread meanwhile must still wake it.
+TEST(BusyPoll, ARunNestedInAServedCallbackIsWokenByAPost) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> served{0};
+  std::atomic<bool> nested{false};
+  bool task_ran = false;
+  bool fallback_fired = false;
+  evcxx::Async enter(loop, [&] {
+    evcxx::Timer fallback(loop, kHangLimit / 2, [&] { fallback_fired = true; });
+    nested.store(true, std::memory_order_release);
+    while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
+    loop.break_loop();
+  });
+  const auto wait_for = [](const auto& done) {
+    const auto patience = SteadyClock::now() + evcxx_test::kPatience;
+    while (!done() && SteadyClock::now() < patience) std::this_thread::yield();
+  };
+  std::thread producer([&] {
+    // Tasks served by the spin, the later ones at least by a batch that stayed awake.
+    for (int i = 1; i <= 3; ++i) {
+      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
+      wait_for([&] { return served.load(std::memory_order_acquire) == i; });
+    }
+    enter.send();
+    wait_for([&] { return nested.load(std::memory_order_acquire); });
+    loop.post([&] { task_ran = true; });
+  });
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  producer.join();
+  EXPECT_EQ(served.load(), 3);
+  EXPECT_TRUE(task_ran);
+  EXPECT_FALSE(fallback_fired) << "the nested run slept through the post";
+  EXPECT_FALSE(dog.fired());
+}
+
 // post() promises that a task posted by a task runs after the loop polled for I/O: a served
 // batch that leaves such tasks ends the spin (serving them in the spin would never poll here).
 TEST(BusyPoll, ATaskRepostingItselfStillLetsTheLoopPoll) {

@@ -364,7 +364,9 @@ class EVCXX_API Loop {
   /// What it sees it serves at once, inside the spin: the tasks and callbacks run there and the
   /// spin goes on (unless tasks posted by those tasks are left, which run after the loop polled
   /// for I/O, as post() promises), so that neither side makes a system call (the sender skips its
-  /// wake-up write, the loop its poll). Under Run::once, or with an invoke-pending hook, the first
+  /// wake-up write, the loop its poll). While it serves, the loop watches its task queue itself,
+  /// so a post() to it is only the queueing (no wake-up at all). Under Run::once, or with an
+  /// invoke-pending hook, the first
   /// send ends the spin instead and the iteration handles it as usual. break_loop(), stop() and a
   /// callback that throws end the spin at once (an ev_break() on native() only when it is over).
   /// Zero, the default, turns it off; a change takes effect at the next iteration.
@@ -502,6 +504,11 @@ class EVCXX_API Loop {
   // Clears every such send and makes its watcher pending, as libev's wake-up does; true if any.
   bool take_sends() noexcept;
   bool take_send(ev_async& async) noexcept;
+  // Loop thread: queued tasks keep run() going (ev_ref), like an active watcher, or no longer.
+  void hold_ref_for_tasks(bool pending) noexcept;
+  // The busy poll stops serving: the task queue its batches left awake settles (goes to sleep,
+  // or asks for the next batch) and the tasks' reference is brought up to date.
+  void stop_serving_spin() noexcept;
   // Whether an active watcher of evcxx's (or queued tasks) keeps run() from returning.
   bool has_referencing_watchers() const noexcept;
   // The waits once() started and that have not fired yet (see once.cpp).
