@@ -287,6 +287,61 @@ TEST(BusyPoll, LoopThreadsPingPongWithAsyncAndPost) {
   b.stop();
 }
 
+// Several producers posting with gaps that land inside the spin, at its end and while the loop
+// is blocked after it: the spin's batches leave the task queue awake, so every hand-over between
+// the spin and the sleep (settle()) is crossed many times. Nothing may be lost or reordered.
+TEST(BusyPoll, ManyProducersAcrossTheSpinsEndLoseNothingAndKeepTheirOrder) {
+  constexpr int kProducers = 3;
+  // Far beyond any delivery, well short of libev's own wake-up every 59.7 s, which would hide a
+  // lost one.
+  constexpr auto kDeliveryLimit = kHangLimit / 2;
+  evcxx::LoopThread consumer("busy-poll-many");
+  consumer.submit([&] { consumer.loop().set_busy_poll(kSpin); }).get();
+  std::vector<int> next(kProducers, 0);  // loop thread
+  std::atomic<int> wrong{0};
+  std::atomic<int> ran[kProducers] = {};
+  const auto end = SteadyClock::now() + kTimeLimit;
+  std::vector<std::thread> producers;
+  std::atomic<bool> lost{false};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      int posted = 0;
+      for (int i = 0; i < kRounds && SteadyClock::now() < end; ++i) {
+        gap(i + p);
+        consumer.post([&, p, i] {
+          if (next[static_cast<std::size_t>(p)]++ != i) wrong.fetch_add(1);
+          ran[p].fetch_add(1, std::memory_order_release);
+        });
+        ++posted;
+        // Now and then wait for everything posted so far: the loop must get there, awake or not.
+        if (i % 64 == 63) {
+          const auto patience = SteadyClock::now() + kDeliveryLimit;
+          while (ran[p].load(std::memory_order_acquire) != posted) {
+            if (SteadyClock::now() > patience) {
+              lost = true;
+              return;
+            }
+            std::this_thread::yield();
+          }
+        }
+      }
+      const auto patience = SteadyClock::now() + kDeliveryLimit;
+      while (ran[p].load(std::memory_order_acquire) != posted) {
+        if (SteadyClock::now() > patience) {
+          lost = true;
+          return;
+        }
+        std::this_thread::yield();
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  consumer.stop();
+  EXPECT_FALSE(lost.load());
+  EXPECT_EQ(wrong.load(), 0);
+  for (int p = 0; p < kProducers; ++p) EXPECT_GT(ran[p].load(), 0);
+}
+
 // The release hook runs right before libev's poll: after the spin, never during it.
 struct PollProbe {
   explicit PollProbe(evcxx::Loop& loop) {
