@@ -108,8 +108,10 @@ inline constexpr bool is_pinned_v =
     !std::is_move_constructible_v<T> && !std::is_move_assignable_v<T>;
 
 // Generous bound for anything that should take milliseconds: the machine is shared and the
-// sanitizer builds are slow, so only a real hang (a lost wake-up) should ever reach it.
-inline constexpr std::chrono::seconds kPatience{60};
+// sanitizer builds are slow, so only a real hang (a lost wake-up) should ever reach it. Well
+// below libev's longest block (59.743 s with nothing else to wait for), after which a loop that
+// lost its wake-up looks again and would deliver it just in time for a longer bound.
+inline constexpr std::chrono::seconds kPatience{30};
 
 // Stops `loop` (again and again) from another thread if disarm() is not called in time, so a lost
 // wake-up fails the test through fired() instead of blocking run() forever.
