@@ -53,6 +53,17 @@ void gap(int i) {
   }
 }
 
+// Yields until done() holds or `limit` has passed; whether done() held.
+template <class Done>
+bool yield_until(const Done& done, std::chrono::nanoseconds limit) {
+  const auto patience = SteadyClock::now() + limit;
+  while (!done()) {
+    if (SteadyClock::now() > patience) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 struct Lockstep {
   int rounds = 0;     // sends that were delivered
   bool lost = false;  // a send was not delivered within kPatience
@@ -67,14 +78,8 @@ std::thread lockstep(Lockstep& result, const std::atomic<int>& delivered,
     for (int i = 0; i < kRounds && SteadyClock::now() < end; ++i) {
       gap(i);
       send();
-      const auto patience = SteadyClock::now() + evcxx_test::kPatience;
-      while (delivered.load(std::memory_order_acquire) <= i) {
-        if (SteadyClock::now() > patience) {
-          result.lost = true;
-          break;
-        }
-        std::this_thread::yield();
-      }
+      result.lost = !yield_until([&] { return delivered.load(std::memory_order_acquire) > i; },
+                                 evcxx_test::kPatience);
       if (result.lost) break;
       result.rounds = i + 1;
     }
@@ -306,6 +311,10 @@ TEST(BusyPoll, ManyProducersAcrossTheSpinsEndLoseNothingAndKeepTheirOrder) {
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       int posted = 0;
+      const auto caught_up = [&] {
+        return yield_until([&] { return ran[p].load(std::memory_order_acquire) == posted; },
+                           kDeliveryLimit);
+      };
       for (int i = 0; i < kRounds && SteadyClock::now() < end; ++i) {
         gap(i + p);
         consumer.post([&, p, i] {
@@ -314,25 +323,12 @@ TEST(BusyPoll, ManyProducersAcrossTheSpinsEndLoseNothingAndKeepTheirOrder) {
         });
         ++posted;
         // Now and then wait for everything posted so far: the loop must get there, awake or not.
-        if (i % 64 == 63) {
-          const auto patience = SteadyClock::now() + kDeliveryLimit;
-          while (ran[p].load(std::memory_order_acquire) != posted) {
-            if (SteadyClock::now() > patience) {
-              lost = true;
-              return;
-            }
-            std::this_thread::yield();
-          }
-        }
-      }
-      const auto patience = SteadyClock::now() + kDeliveryLimit;
-      while (ran[p].load(std::memory_order_acquire) != posted) {
-        if (SteadyClock::now() > patience) {
+        if (i % 64 == 63 && !caught_up()) {
           lost = true;
           return;
         }
-        std::this_thread::yield();
       }
+      if (!caught_up()) lost = true;
     });
   }
   for (auto& t : producers) t.join();
@@ -414,12 +410,8 @@ TEST(BusyPoll, ServesSendsAndPostsInsideTheSpinWithoutPolling) {
       } else {
         loop.post([&] { delivered.fetch_add(1, std::memory_order_release); });
       }
-      const auto patience = SteadyClock::now() + evcxx_test::kPatience;
-      while (delivered.load(std::memory_order_acquire) <= i) {
-        if (SteadyClock::now() > patience) result.lost = true;
-        if (result.lost) break;
-        std::this_thread::yield();
-      }
+      result.lost = !yield_until([&] { return delivered.load(std::memory_order_acquire) > i; },
+                                 evcxx_test::kPatience);
       result.rounds = i + 1;
     }
     polled_while_served = probe.entered_poll.is_set();
@@ -451,18 +443,15 @@ TEST(BusyPoll, ARunNestedInAServedCallbackIsWokenByAPost) {
     while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
     loop.break_loop();
   });
-  const auto wait_for = [](const auto& done) {
-    const auto patience = SteadyClock::now() + evcxx_test::kPatience;
-    while (!done() && SteadyClock::now() < patience) std::this_thread::yield();
-  };
   std::thread producer([&] {
     // Tasks served by the spin, the later ones at least by a batch that stayed awake.
     for (int i = 1; i <= 3; ++i) {
       loop.post([&] { served.fetch_add(1, std::memory_order_release); });
-      wait_for([&] { return served.load(std::memory_order_acquire) == i; });
+      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
+                  evcxx_test::kPatience);
     }
     enter.send();
-    wait_for([&] { return nested.load(std::memory_order_acquire); });
+    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
     loop.post([&] { task_ran = true; });
   });
   Watchdog dog(loop, kHangLimit);
