@@ -274,12 +274,7 @@ template <class Visit>
 std::uint64_t TaskQueue::consume(Lane& lane, std::uint64_t limit, Visit visit) noexcept {
   const std::uint64_t first = lane.head;
   while (lane.head < limit) {
-    if (lane.head == lane.head_first + segment_slots) {  // on to the next segment, once linked
-      Segment* next = lane.head_segment->next.load(std::memory_order_acquire);
-      if (next == nullptr) break;
-      give_spare_segment(std::exchange(lane.head_segment, next));
-      lane.head_first += segment_slots;
-    }
+    if (!reach_head_segment(lane)) break;
     Slot& slot = lane.head_segment->slot[lane.head % segment_slots];
     if (slot.sequence.load(std::memory_order_acquire) != lane.sequence_of(lane.head)) break;
     visit(slot);
@@ -301,13 +296,18 @@ bool TaskQueue::published(Lane& lane, std::uint64_t position) noexcept {
 bool TaskQueue::segment_filled(Lane& lane) noexcept {
   // The producer links the next segment when it claims its first position, by when it has
   // published every position of this one (consume() checks each all the same).
-  if (lane.head == lane.head_first + segment_slots) {
-    Segment* next = lane.head_segment->next.load(std::memory_order_acquire);
-    if (next == nullptr) return false;
-    give_spare_segment(std::exchange(lane.head_segment, next));
-    lane.head_first += segment_slots;
-  }
-  return lane.head_segment->next.load(std::memory_order_acquire) != nullptr;
+  return reach_head_segment(lane) &&
+         lane.head_segment->next.load(std::memory_order_acquire) != nullptr;
+}
+
+bool TaskQueue::reach_head_segment(Lane& lane) noexcept {
+  if (lane.head != lane.head_first + segment_slots) return true;
+  // Past the end of its segment: on to the next one, once linked.
+  Segment* next = lane.head_segment->next.load(std::memory_order_acquire);
+  if (next == nullptr) return false;
+  give_spare_segment(std::exchange(lane.head_segment, next));
+  lane.head_first += segment_slots;
+  return true;
 }
 
 const TaskQueue::Lanes& TaskQueue::current_lanes() noexcept {
@@ -352,13 +352,14 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context, bool stay_awake
   }
   // ...then, while producers on other threads keep it busy, up to extra_budget more (what this
   // thread's own tasks posted waits for the next batch).
+  bool take_partial = false;  // linger() found the next slot published, not a whole segment
   for (std::uint64_t extra = extra_budget; extra > 0;) {
     std::uint64_t more = 0;
     for (const auto& lane : lanes) {
       if (lane->owner == batch_thread_ || lane->head != lane->batch_limit) continue;
       // Behind the producer by a whole segment: reading slots it is still writing (or the
       // neighbours the hardware prefetches with them) would take their lines away from it.
-      if (take_partial_) {  // what is published (consume() stops at the first gap)
+      if (take_partial) {  // what is published (consume() stops at the first gap)
         lane->batch_limit = lane->head + extra - more;
       } else if (segment_filled(*lane)) {
         lane->batch_limit = std::min(lane->head_first + segment_slots, lane->head + extra - more);
@@ -368,10 +369,15 @@ void TaskQueue::run_batch(ErrorFn on_error, void* error_context, bool stay_awake
       more += consume(*lane, lane->batch_limit, run);
       if (more == extra) break;
     }
-    take_partial_ = false;
     ran += more;
     extra -= more;
-    if (more == 0 && !linger(lanes, ran)) break;
+    if (more != 0) {
+      take_partial = false;
+      continue;
+    }
+    const Lingered found = linger(lanes, ran);
+    if (found == Lingered::nothing) break;
+    take_partial = found == Lingered::published;
   }
   if (abandoned) drop_abandoned_lanes();
   if (stay_awake) {
@@ -405,10 +411,11 @@ bool TaskQueue::settle() noexcept {
   return true;
 }
 
-bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
+TaskQueue::Lingered TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
   // The batch's lanes: one registered since joins the next batch (rest() sees it).
   if (batch_size >= streaming_batch) linger_misses_ = 0;
-  if (linger_misses_ >= max_linger_misses) return false;  // posts come one by one: just sleep
+  // Posts come one by one: just sleep.
+  if (linger_misses_ >= max_linger_misses) return Lingered::nothing;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::nanoseconds(linger_ns);
   bool patient = true;
@@ -420,10 +427,13 @@ bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
         // on every post, and polling them would take their lines away from it every time.
         // After a while (the producer may have stopped mid-segment, as a batch of requests
         // does) the next slot too.
-        if (segment_filled(*lane) || (!patient && published(*lane, lane->head))) {
-          take_partial_ = !patient;
+        if (segment_filled(*lane)) {
           linger_misses_ = 0;
-          return true;
+          return Lingered::segment;
+        }
+        if (!patient && published(*lane, lane->head)) {
+          linger_misses_ = 0;
+          return Lingered::published;
         }
       }
       cpu_relax();
@@ -431,7 +441,7 @@ bool TaskQueue::linger(const Lanes& lanes, std::uint64_t batch_size) noexcept {
     patient = std::chrono::steady_clock::now() < start + std::chrono::nanoseconds(patience_ns);
   } while (patient || std::chrono::steady_clock::now() < deadline);
   ++linger_misses_;
-  return false;
+  return Lingered::nothing;
 }
 
 void TaskQueue::drop_abandoned_lanes() noexcept {

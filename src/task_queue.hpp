@@ -151,8 +151,13 @@ class TaskQueue {
   std::uint64_t claimed_end(const Lane& lane) const noexcept;
   bool published(Lane& lane, std::uint64_t position) noexcept;
   bool segment_filled(Lane& lane) noexcept;
+  // Moves a lane that ran to the end of its head segment on to the next, once linked; false
+  // while it is not.
+  bool reach_head_segment(Lane& lane) noexcept;
   const Lanes& current_lanes() noexcept;
-  bool linger(const Lanes& lanes, std::uint64_t batch_size) noexcept;
+  // What linger() found: a lane's segment filled, or (after patience_ns) its next slot published.
+  enum class Lingered { nothing, segment, published };
+  Lingered linger(const Lanes& lanes, std::uint64_t batch_size) noexcept;
   void rest() noexcept;
   bool heavy_fence() const noexcept;
   Segment* take_spare_segment();
@@ -179,9 +184,8 @@ class TaskQueue {
   alignas(false_sharing_span) std::thread::id batch_thread_;
   int linger_misses_ = max_linger_misses;
   bool yield_before_sleep_ = true;
-  bool awake_ = false;         // a batch stayed awake: settle() has not run since
-  bool take_partial_ = false;  // linger() found the next slot published, not a whole segment
-  bool in_batch_ = false;      // a task ran the loop again (nested run()): the outer batch goes on
+  bool awake_ = false;     // a batch stayed awake: settle() has not run since
+  bool in_batch_ = false;  // a task ran the loop again (nested run()): the outer batch goes on
 
   // Spare segments: a few on a lock-free shelf (the steady state: a producer that starts a
   // segment takes one, the consumer that finishes one puts it back), more in a locked pool that
