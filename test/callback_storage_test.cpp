@@ -1,7 +1,8 @@
 // How a watcher keeps its callback: by the callback's own type, so that a lambda, a member
 // function bound with set_callback<&K::m>(object) and a std::reference_wrapper cost no
-// allocation, a std::function is moved in as it is, and only a callback too large for inline
-// storage is allocated, once, and freed with the watcher. Dispatch allocates nothing in any case.
+// allocation, a std::function is moved to the heap as it is (one allocation) and runs there, and
+// a callback too large for inline storage is allocated, once, and freed with the watcher.
+// Dispatch allocates nothing in any case.
 
 #include <gtest/gtest.h>
 
@@ -52,12 +53,44 @@ TEST(CallbackStorage, SmallCallbacksAreKeptWithoutAllocating) {
             0);
 }
 
-TEST(CallbackStorage, AStdFunctionIsMovedInWithoutAnotherAllocation) {
+TEST(CallbackStorage, AStdFunctionIsMovedToTheHeapInOneAllocation) {
   evcxx::Loop loop;
   std::array<char, 64> big{};
   evcxx::Idle::Callback callback = [big] { static_cast<void>(big); };  // allocates itself
   EXPECT_EQ(allocations_of([&] { evcxx::Idle idle(loop, evcxx::deferred, std::move(callback)); }),
-            0);
+            1);  // the std::function, not its target
+}
+
+// Counts the moves and copies of the object a std::function holds.
+struct MoveCounter {
+  long* moves;
+  int* calls;
+  MoveCounter(long* m, int* c) noexcept : moves(m), calls(c) {}
+  MoveCounter(const MoveCounter& other) noexcept : moves(other.moves), calls(other.calls) {
+    ++*moves;
+  }
+  MoveCounter(MoveCounter&& other) noexcept : moves(other.moves), calls(other.calls) { ++*moves; }
+  MoveCounter& operator=(const MoveCounter&) = delete;
+  MoveCounter& operator=(MoveCounter&&) = delete;
+  ~MoveCounter() = default;
+  void operator()() const { ++*calls; }
+};
+
+// A std::function small enough for its own inline buffer (libc++ keeps this one there) would be
+// moved, target and all, if a call moved the std::function: it runs where it is instead.
+TEST(CallbackStorage, AStdFunctionRunsInPlaceWithoutMovingItsTarget) {
+  evcxx::Loop loop;
+  long moves = 0;
+  int calls = 0;
+  evcxx::Idle idle(loop, evcxx::deferred, evcxx::Idle::Callback(MoveCounter(&moves, &calls)));
+  const long moves_when_kept = moves;
+  for (int i = 0; i < 100; ++i) {
+    idle.feed();
+    loop.run(evcxx::Run::nowait);
+    idle.invoke();
+  }
+  EXPECT_EQ(calls, 200);
+  EXPECT_EQ(moves, moves_when_kept);
 }
 
 TEST(CallbackStorage, ALargeCallbackIsAllocatedOnceAndFreedWithTheWatcher) {

@@ -70,14 +70,23 @@ using CopiedCallback = CountingCallback<int>;
 using MovedCallback = CountingCallback<std::unique_ptr<int>>;
 using HeapCallback = CountingCallback<std::array<char, 64>>;
 
-template <class Callback, class Make, class MakeLoop>
+// Given as it is, or (AsFunction) wrapped in the watcher's std::function type first.
+template <class Callback, bool AsFunction = false, class Make, class MakeLoop>
 void check_kept_callback(Make& make, MakeLoop& make_loop) {
   auto loop = make_loop();
   auto w = make(*loop, [] {});
   auto* raw = w.get();
+  using Watcher = std::remove_reference_t<decltype(*raw)>;
+  const auto kept = [](Callback callback) {
+    if constexpr (AsFunction) {
+      return typename Watcher::Callback(std::move(callback));
+    } else {
+      return callback;
+    }
+  };
   int seen = 0;
   std::function<void()> action;
-  raw->set_callback(Callback{&seen, &action});
+  raw->set_callback(kept(Callback{&seen, &action}));
   const auto fire = [&] {
     raw->feed();
     loop->run(evcxx::Run::nowait);
@@ -113,7 +122,7 @@ void check_kept_callback(Make& make, MakeLoop& make_loop) {
   EXPECT_EQ(replacement_calls, 1);
   EXPECT_EQ(seen, 8);
 
-  raw->set_callback(Callback{&seen, &action});
+  raw->set_callback(kept(Callback{&seen, &action}));
   action = [&] { w.reset(); };
   fire();
   EXPECT_EQ(w, nullptr);
@@ -353,6 +362,10 @@ void check_watcher_contract(Make make, MakeLoop make_loop = &new_loop) {
   {
     SCOPED_TRACE("a callback with state, kept on the heap");
     check_kept_callback<HeapCallback>(make, make_loop);
+  }
+  {
+    SCOPED_TRACE("a callback with state, given as a std::function");
+    check_kept_callback<CopiedCallback, true>(make, make_loop);
   }
   {
     SCOPED_TRACE("the Loop destroyed first");

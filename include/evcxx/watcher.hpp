@@ -39,11 +39,13 @@ class Watcher;
 ///
 /// Callbacks: a watcher keeps its callback by the callback's own type (see Callable), and libev
 /// calls a function made for that type, so a lambda runs with no std::function on the way. A
-/// std::function passed in is kept as one and costs what it always did.
+/// std::function passed in is kept as one, on the heap, and runs where it is: each call then costs
+/// what calling the std::function costs.
 ///
 /// Errors: out of memory, a constructor (its own bookkeeping) throws std::bad_alloc and changes
-/// nothing: the Loop and its other watchers are untouched. Making the Callable argument (a callback
-/// larger than a std::function, or one whose move may throw, is kept on the heap) may throw
+/// nothing: the Loop and its other watchers are untouched. Making the Callable argument (a
+/// std::function, a callback larger than one, or one whose move may throw, is kept on the heap) may
+/// throw
 /// std::bad_alloc, or what copying the function object throws, before the call, which then changes
 /// nothing. stop() never allocates, and start() never throws std::bad_alloc (Io falls back to a
 /// wider check when its bookkeeping cannot allocate). Once its Loop exists no watcher needs a
@@ -73,9 +75,12 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
   /// arguments (a lambda, a std::function, a function pointer, a std::reference_wrapper), or
   /// nothing (nullptr, `{}` or an empty std::function). It keeps the function object by its own
   /// type: inline when it fits in a std::function and moves without throwing, on the heap
-  /// otherwise. Move-only: watchers take a temporary (what a lambda argument converts to).
-  /// Pass the lambda itself rather than a std::function made from it: a std::function is kept
-  /// as one, and each call then goes through it (about twice libev's dispatch time).
+  /// otherwise. A std::function itself always goes to the heap (one allocation when it is kept),
+  /// where a call runs it in place: moving it out and back around each call, as an inline one
+  /// would need, costs more than the call. Move-only: watchers take a temporary (what a lambda
+  /// argument converts to). Pass the lambda itself rather than a std::function made from it: a
+  /// std::function is kept as one, and each call then goes through it (about 1.4 times libev's
+  /// dispatch time, against about 1.0 for the lambda).
   ///
   /// A call runs a copy of a small trivially copyable function object that a const call cannot
   /// change (a lambda capturing pointers and references), and a mutable lambda's copy goes back
@@ -299,10 +304,13 @@ class Watcher<Derived, Native, void(Args...)> : public detail::WatcherLink {
     using Storage = typename Callable::Storage;
     static constexpr std::size_t room = sizeof(Storage);
     static constexpr std::size_t room_alignment = alignof(Storage);
-    static constexpr bool fits = sizeof(Function) <= room && alignof(Function) <= room_alignment;
+    // A std::function never fits: moving one into the frame and back around each call costs more
+    // than the call, and on the heap it runs in place (its own target may move when it moves).
+    static constexpr bool fits = sizeof(Function) <= room && alignof(Function) <= room_alignment &&
+                                 !std::is_same_v<Function, Callback>;
     // Copied: the bytes go to the frame (and back, if calling may change them).
     static constexpr bool copied = fits && std::is_trivially_copyable_v<Function>;
-    // Moved: into the frame and back, as a std::function is.
+    // Moved: into the frame and back (a lambda owning a std::string, say).
     static constexpr bool moved = fits && !copied && std::is_nothrow_move_constructible_v<Function>;
     static constexpr bool on_heap = !copied && !moved;
     static constexpr bool may_change = !std::is_invocable_v<const Function&, Args...>;
