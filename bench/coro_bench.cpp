@@ -17,26 +17,18 @@
 #include <ev.h>
 #include <unistd.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <evcxx/coro.hpp>
 #include <evcxx/evcxx.hpp>
 
+#include "coro_round_trip.hpp"
 #include "machine_state.hpp"
 
 using namespace std::chrono_literals;
@@ -206,20 +198,10 @@ void BM_Coro_IoWatch(benchmark::State& state) {
 }
 BENCHMARK(BM_Coro_IoWatch);
 
-evcxx::Task<> ping_pong(evcxx::LoopThread& a, evcxx::LoopThread& b, int rounds) {
-  for (int i = 0; i < rounds; ++i) {
-    co_await evcxx::resume_on(b);
-    co_await evcxx::resume_on(a);
-  }
-}
-
 void BM_Coro_ResumeOnRoundTrip(benchmark::State& state) {
   evcxx::LoopThread a("bench-a");
   evcxx::LoopThread b("bench-b");
-  for (auto _ : state) {
-    auto done = evcxx::spawn_future(a.loop(), ping_pong(a, b, kBatch));
-    done.get();
-  }
+  for (auto _ : state) evcxx_bench::run_resume_on_round_trips(a, b, kBatch);
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 BENCHMARK(BM_Coro_ResumeOnRoundTrip)->UseRealTime();
@@ -233,61 +215,32 @@ void BM_Coro_ResumeOnRoundTripBusyPoll(benchmark::State& state) {
   for (evcxx::LoopThread* t : {&a, &b}) {
     t->submit([t] { t->loop().set_busy_poll(std::chrono::microseconds(50)); }).get();
   }
-  for (auto _ : state) {
-    auto done = evcxx::spawn_future(a.loop(), ping_pong(a, b, kBatch));
-    done.get();
-  }
+  for (auto _ : state) evcxx_bench::run_resume_on_round_trips(a, b, kBatch);
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 BENCHMARK(BM_Coro_ResumeOnRoundTripBusyPoll)->UseRealTime();
 
-boost::asio::awaitable<void> asio_ping_pong(boost::asio::io_context& a, boost::asio::io_context& b,
-                                            int rounds) {
-  for (int i = 0; i < rounds; ++i) {
-    co_await boost::asio::post(b, boost::asio::use_awaitable);
-    co_await boost::asio::post(a, boost::asio::use_awaitable);
-  }
-}
-
-// Two io_context threads, kept running by a work guard each; with_timers also keeps a timer
-// pending on each, as in any program that does I/O with Asio: an idle thread then blocks in the
-// reactor's epoll_wait (a post interrupts it through an eventfd) instead of on a condition
-// variable.
-void asio_round_trips(benchmark::State& state, bool with_timers) {
-  boost::asio::io_context a(1);
-  boost::asio::io_context b(1);
-  auto guard_a = boost::asio::make_work_guard(a);
-  auto guard_b = boost::asio::make_work_guard(b);
-  boost::asio::steady_timer timer_a(a, std::chrono::hours(1));
-  boost::asio::steady_timer timer_b(b, std::chrono::hours(1));
-  if (with_timers) {
-    timer_a.async_wait([](const boost::system::error_code&) {});
-    timer_b.async_wait([](const boost::system::error_code&) {});
-  }
-  std::thread ta([&] { a.run(); });
-  std::thread tb([&] { b.run(); });
-  for (auto _ : state) {
-    std::promise<void> finished;
-    boost::asio::co_spawn(a, asio_ping_pong(a, b, kBatch),
-                          [&](std::exception_ptr) { finished.set_value(); });
-    finished.get_future().get();
-  }
+void asio_round_trips(benchmark::State& state, evcxx_bench::AsioWait wait) {
+  evcxx_bench::AsioPair pair(wait);
+  for (auto _ : state) pair.round_trips(kBatch);
   state.SetItemsProcessed(state.iterations() * kBatch);
-  a.stop();
-  b.stop();
-  ta.join();
-  tb.join();
 }
 
 void BM_Asio_CoSpawnPostRoundTrip(benchmark::State& state) {
-  asio_round_trips(state, false);
+  asio_round_trips(state, evcxx_bench::AsioWait::idle);
 }
 BENCHMARK(BM_Asio_CoSpawnPostRoundTrip)->UseRealTime();
 
 void BM_Asio_CoSpawnPostRoundTripWithIo(benchmark::State& state) {
-  asio_round_trips(state, true);
+  asio_round_trips(state, evcxx_bench::AsioWait::with_timers);
 }
 BENCHMARK(BM_Asio_CoSpawnPostRoundTripWithIo)->UseRealTime();
+
+// Both threads polling without ever blocking: the peer of BM_Coro_ResumeOnRoundTripBusyPoll.
+void BM_Asio_CoSpawnPostRoundTripPolling(benchmark::State& state) {
+  asio_round_trips(state, evcxx_bench::AsioWait::polling);
+}
+BENCHMARK(BM_Asio_CoSpawnPostRoundTripPolling)->UseRealTime();
 
 }  // namespace
 

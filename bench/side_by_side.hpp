@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <evcxx/loop_thread.hpp>
+
 #include "machine_state.hpp"
 
 namespace evcxx_bench::sbs {
@@ -55,13 +57,32 @@ struct Row {
   std::vector<Side> peers;
 };
 
-// The rows of each group, in the order of issue 10's table.
+// The busy-poll rows' spin: far longer than a round trip between two spinning loops, so that
+// each side is still spinning when the other's wake-up comes.
+inline constexpr std::chrono::microseconds busy_poll_spin{50};
+
+// Turns on thread's Loop::set_busy_poll(spin) and, for a non-zero spin, pins it to `cpu` (loop A
+// to CPU 0, B to CPU 1): busy-polling sides are compared on the spinning floor's placement, and
+// blocking ones run where the scheduler puts them.
+void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin, int cpu);
+// Pins the calling thread to `cpu` when the machine has two CPUs or more.
+void pin_to_cpu_if_two(int cpu);
+// Two threads waking each other with a bare futex / a blocking eventfd read, where the scheduler
+// puts them (side_by_side_wake.cpp): when it keeps both on one CPU a hand-off is a context switch.
+Sample futex_ping_pong(std::uint64_t ops);
+Sample eventfd_ping_pong(std::uint64_t ops);
+// The futex ping-pong pinned to CPUs 0 and 1: the floor of a blocking hand-off between threads on
+// two CPUs, where each one wakes a CPU that went idle.
+Sample futex_ping_pong_two_cpus(std::uint64_t ops);
+
+// The rows of each group, in the order of issue 10's table (and issue 11's coroutine rows).
 std::vector<Row> dispatch_rows();
 std::vector<Row> io_rows();
 std::vector<Row> timer_rows();
 std::vector<Row> post_rows();
 std::vector<Row> echo_rows();
 std::vector<Row> wake_rows();
+std::vector<Row> coro_rows();
 
 // Dispatch rows worth repeating while a core is busy.
 std::vector<Row> busy_dispatch_rows();

@@ -306,10 +306,11 @@ int run(int argc, char** argv) {
   run_group(post_rows(), false);
   run_group(echo_rows(), false);
   run_group(wake_rows(), false);
+  run_group(coro_rows(), false);
   int pinned_cpu = -1;
   if (o.busy) {
     std::vector<Row> busy;
-    for (std::vector<Row> rows : {post_rows(), busy_dispatch_rows()}) {
+    for (std::vector<Row> rows : {post_rows(), busy_dispatch_rows(), coro_rows()}) {
       for (Row& row : rows) {
         row.name = row.group + "/" + row.name;
         row.group = "busy";

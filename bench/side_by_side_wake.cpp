@@ -34,6 +34,19 @@
 
 namespace evcxx_bench::sbs {
 
+void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin, int cpu) {
+  thread
+      .submit([&thread, spin, cpu] {
+        thread.loop().set_busy_poll(spin);
+        if (spin.count() > 0) pin_to_cpu_if_two(cpu);
+      })
+      .get();
+}
+
+void pin_to_cpu_if_two(int cpu) {
+  if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) pin_to_cpu(pthread_self(), cpu);
+}
+
 namespace {
 
 using evcxx_bench::Eventfd;
@@ -55,21 +68,6 @@ class Done {
  private:
   std::atomic<bool> done_{false};
 };
-
-// The busy-poll rows' spin: far longer than a round trip between two spinning loops, so that
-// each side is still spinning when the other's wake-up comes.
-constexpr std::chrono::microseconds busy_poll_spin{50};
-
-// Busy-polling loops are pinned as the spinning floor is (loop A to CPU 0, B to CPU 1), so that
-// the two are compared on the same placement; the blocking rows run where the scheduler puts them.
-void set_busy_poll(evcxx::LoopThread& thread, std::chrono::duration<double> spin, int cpu) {
-  thread
-      .submit([&thread, spin, cpu] {
-        thread.loop().set_busy_poll(spin);
-        if (spin.count() > 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2) pin_to_cpu(pthread_self(), cpu);
-      })
-      .get();
-}
 
 Sample evcxx_async(std::uint64_t ops, std::chrono::duration<double> spin) {
   evcxx::LoopThread a("bench-wake-a");
@@ -145,8 +143,13 @@ long futex(std::atomic<std::uint32_t>& word, int op, std::uint32_t value) {
                    0);
 }
 
-// One word: odd values are B's turn, even ones A's; UINT32_MAX tells B to quit.
-Sample futex_ping_pong(std::uint64_t ops) {
+}  // namespace
+
+namespace {
+
+// One word: odd values are B's turn, even ones A's; UINT32_MAX tells B to quit. two_cpus: A and B
+// each on a thread of its own, pinned to CPUs 0 and 1.
+Sample futex_ping_pong_on(std::uint64_t ops, bool two_cpus) {
   std::atomic<std::uint32_t> turn{0};
   constexpr std::uint32_t kQuit = UINT32_MAX;
   const auto wait_until = [&turn](std::uint32_t want) {
@@ -158,24 +161,49 @@ Sample futex_ping_pong(std::uint64_t ops) {
     return true;
   };
   std::thread b([&] {
+    if (two_cpus) pin_to_cpu_if_two(1);
     for (std::uint32_t i = 0;; ++i) {
       if (!wait_until(2 * i + 1)) return;
       turn.store(2 * i + 2, std::memory_order_release);
       futex(turn, FUTEX_WAKE_PRIVATE, 1);
     }
   });
-  const auto start = Clock::now();
-  for (std::uint64_t i = 0; i < ops; ++i) {
-    const auto n = static_cast<std::uint32_t>(i);
-    turn.store(2 * n + 1, std::memory_order_release);
-    futex(turn, FUTEX_WAKE_PRIVATE, 1);
-    wait_until(2 * n + 2);
+  const auto play_a = [&] {
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      const auto n = static_cast<std::uint32_t>(i);
+      turn.store(2 * n + 1, std::memory_order_release);
+      futex(turn, FUTEX_WAKE_PRIVATE, 1);
+      wait_until(2 * n + 2);
+    }
+  };
+  double seconds = 0;
+  if (two_cpus) {
+    std::thread a([&] {
+      pin_to_cpu_if_two(0);
+      const auto start = Clock::now();
+      play_a();
+      seconds = seconds_since(start);
+    });
+    a.join();
+  } else {
+    const auto start = Clock::now();
+    play_a();
+    seconds = seconds_since(start);
   }
-  const double seconds = seconds_since(start);
   turn.store(kQuit, std::memory_order_release);
   futex(turn, FUTEX_WAKE_PRIVATE, 1);
   b.join();
   return {ops, seconds};
+}
+
+}  // namespace
+
+Sample futex_ping_pong(std::uint64_t ops) {
+  return futex_ping_pong_on(ops, false);
+}
+
+Sample futex_ping_pong_two_cpus(std::uint64_t ops) {
+  return futex_ping_pong_on(ops, true);
 }
 
 Sample eventfd_ping_pong(std::uint64_t ops) {
@@ -200,6 +228,8 @@ Sample eventfd_ping_pong(std::uint64_t ops) {
   b.join();
   return {ops, seconds};
 }
+
+namespace {
 
 // Two raw libev loops, each on its own thread; A's callback counts and breaks its loop at the end.
 struct RawPair {

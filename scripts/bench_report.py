@@ -320,6 +320,16 @@ GROUPS = [
      "ratio against it is how far a wake-up is from free. The busy-poll rows turn on "
      "`Loop::set_busy_poll(50us)` on both loops: each spins before it blocks and serves the "
      "other's wake-up inside the spin, so that neither side makes a system call."),
+    ("coro", "Coroutines: `resume_on` beside Boost.Asio, pair by pair",
+     "A coroutine hops to the other loop thread and back (`co_await resume_on(b)`, "
+     "`co_await resume_on(a)`); Boost.Asio's coroutine does the same with `co_await post(b, "
+     "use_awaitable)` between two `io_context` threads. Time per round trip. The bare futex "
+     "ping-pong pinned to two CPUs is the floor of a blocking hand-off between two CPUs (each "
+     "hop wakes a CPU that went idle; on this VM that is most of the time), which no library "
+     "goes below without spinning; the busy-poll row sets "
+     "`Loop::set_busy_poll(50us)` on both loops and has Asio's threads call `poll()` in a loop, "
+     "both sides pinned to CPUs 0 and 1. `bench/coro_bench.cpp` measures the same rows one "
+     "benchmark after another (below)."),
 ]
 
 
@@ -355,6 +365,9 @@ SHORT_SIDES = {
     "spin": "spin floor",
     "futex": "futex",
     "eventfd": "eventfd",
+    "futex_two_cpus": "futex, two CPUs",
+    "asio_io": "Asio, a timer pending",
+    "asio_polling": "Asio polling",
 }
 
 
@@ -501,9 +514,13 @@ def ratios_gnuplot(sbs, svg_path, subtitle):
     for r in sbs["rows"]:
         if r.get("error") or r.get("slot"):
             continue
-        # Every peer, except in the wake-up rows: there only the spinning floor.
+        # Every peer, except in the wake-up rows (there only the spinning floor) and the
+        # coroutine rows (there not the bare ping-pong, which only shows the machine).
+        coro = r["group"] == "coro" or r["name"].startswith("coro/")
         for side in r["sides"][1:]:
             if r["group"] == "wake" and side["name"] != "spin":
+                continue
+            if coro and side["name"] == "futex_two_cpus":
                 continue
             if side.get("ratio_median") is None:
                 continue
@@ -634,6 +651,8 @@ CORO_ROWS = [
      "BM_Coro_ResumeOnRoundTrip", "BM_Asio_CoSpawnPostRoundTripWithIo", "< 1"),
     ("`resume_on` with both loops busy-polling 50 us (`Loop::set_busy_poll`, opt-in) / Boost.Asio, "
      "idle (wall)", "BM_Coro_ResumeOnRoundTripBusyPoll", "BM_Asio_CoSpawnPostRoundTrip", "< 1"),
+    ("the same / Boost.Asio with both threads calling `poll()` in a loop, never blocking (wall)",
+     "BM_Coro_ResumeOnRoundTripBusyPoll", "BM_Asio_CoSpawnPostRoundTripPolling", "< 1"),
 ]
 
 
