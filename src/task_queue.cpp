@@ -311,8 +311,9 @@ bool TaskQueue::reach_head_segment(Lane& lane) noexcept {
 }
 
 const TaskQueue::Lanes& TaskQueue::current_lanes() noexcept {
-  // Arrays replaced since the last batch are no longer used by this thread: free them.
-  if (have_retired_.load(std::memory_order_acquire)) {
+  // Arrays replaced since the last batch are no longer used by this thread: free them, unless a
+  // batch is running (a task that runs the loop gets here, and the batch walks an older array).
+  if (!in_batch_ && have_retired_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(lanes_mutex_);
     retired_lanes_.clear();
     have_retired_.store(false, std::memory_order_relaxed);

@@ -230,6 +230,27 @@ TEST(Post, TaskPostedByTheLastOfManyTasksRunsInALaterBatch) {
   EXPECT_GT(child_iteration, last_iteration);
 }
 
+// A thread's first post registers a lane, which replaces the array of lanes the running batch
+// walks; a run nested in one of its tasks that handles a wake-up must not free the old array
+// under it (ASan: heap-use-after-free in the batch once the task returns).
+TEST(Post, ANewProducerAndANestedRunInsideATaskLeaveTheBatchItsLanes) {
+  evcxx::Loop loop;
+  int ran = 0;
+  bool nested_done = false;
+  loop.post([&] {
+    for (int i = 0; i < 3; ++i) {
+      std::thread([&] { loop.post([&] { ++ran; }); }).join();
+    }
+    loop.stop();  // a wake-up for the nested run to handle
+    loop.run(evcxx::Run::nowait);
+    nested_done = true;
+  });
+  loop.post([&] { ++ran; });  // the batch goes on after the task that ran the loop
+  loop.run();
+  EXPECT_TRUE(nested_done);
+  EXPECT_EQ(ran, 4);
+}
+
 TEST(Post, PostFromTheLoopThreadRuns) {
   Runner runner;
   evcxx::WaitableEvent done(runner.loop());
