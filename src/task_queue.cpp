@@ -174,7 +174,11 @@ bool TaskQueue::push(const TaskOps& ops, void* source) {
     for (Slot& spare : fresh->slot) spare.sequence.store(0, std::memory_order_relaxed);
   }
 
-  const std::uint64_t seen = lane.word.fetch_add(1, std::memory_order_acq_rel);
+  // seq_cst (the same instruction as acq_rel on x86 and AArch64): a rest() that found this lane's
+  // sleeping bit already set and no new claim reads the word before this add, and only a seq_cst
+  // add puts that read ahead of the sleeping_ exchange below in the single total order, so that
+  // the exchange sees rest()'s sleeping_ = true.
+  const std::uint64_t seen = lane.word.fetch_add(1, std::memory_order_seq_cst);
   if ((seen & closed_bit) != 0) {  // closed meanwhile: a phantom position, never published
     if (fresh != nullptr) give_spare_segment(fresh);
     return false;
