@@ -459,6 +459,9 @@ void Loop::set_busy_poll(std::chrono::duration<double> spin) {
   } else {
     ev_ref(loop_);
     ev_prepare_stop(loop_, &impl_->spin);
+    // Turned off by a callback the spin serves: a run nested in it has no spin to settle the
+    // queue, so it settles now.
+    stop_serving_spin();
   }
 }
 
@@ -516,7 +519,11 @@ void Loop::spin_before_block() noexcept {
   // first), as do events they fed: run them now, as libev allows a callback to, so that the spin
   // comes last. A hook of the user's decides how callbacks run: then skip the spin instead.
   if (ev_pending_count(loop_) != 0 && !impl.invoke_hook) ev_invoke_pending(loop_);
-  if (!would_block()) return;
+  if (!would_block()) {
+    // No spin: a run nested in a served callback cannot count on one to watch the queue.
+    stop_serving_spin();
+    return;
+  }
   using SteadyClock = std::chrono::steady_clock;
   const SteadyClock::time_point deadline = SteadyClock::now() + impl.spin_length;
   // A send seen is served right here, so that two loops busy-polling each other never make a

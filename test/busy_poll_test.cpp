@@ -463,6 +463,79 @@ TEST(BusyPoll, ARunNestedInAServedCallbackIsWokenByAPost) {
   EXPECT_FALSE(dog.fired());
 }
 
+// The same when the served callback first turns the busy poll off: its nested run has no spin
+// to settle the queue, which must settle all the same.
+TEST(BusyPoll, ARunNestedInAServedCallbackThatTurnsTheSpinOffIsWokenByAPost) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> served{0};
+  std::atomic<bool> nested{false};
+  bool task_ran = false;
+  bool fallback_fired = false;
+  evcxx::Async enter(loop, [&] {
+    loop.set_busy_poll(0s);
+    evcxx::Timer fallback(loop, kHangLimit / 2, [&] { fallback_fired = true; });
+    nested.store(true, std::memory_order_release);
+    while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
+    loop.break_loop();
+  });
+  std::thread producer([&] {
+    for (int i = 1; i <= 3; ++i) {
+      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
+      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
+                  evcxx_test::kPatience);
+    }
+    enter.send();
+    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
+    loop.post([&] { task_ran = true; });
+  });
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  producer.join();
+  EXPECT_EQ(served.load(), 3);
+  EXPECT_TRUE(task_ran);
+  EXPECT_FALSE(fallback_fired) << "the nested run slept through the post";
+  EXPECT_FALSE(dog.fired());
+}
+
+// A run nested in a served callback whose loop will not block (an Idle is active) skips its own
+// spin: posted tasks must still reach it, through the queue's wake-up.
+TEST(BusyPoll, ARunNestedInAServedCallbackWithAnIdleActiveRunsPostedTasks) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> served{0};
+  std::atomic<bool> nested{false};
+  bool task_ran = false;
+  bool gave_up = false;
+  evcxx::Async enter(loop, [&] {
+    evcxx::Idle idle(loop, [] {});
+    const auto deadline = std::chrono::steady_clock::now() + kHangLimit / 2;
+    nested.store(true, std::memory_order_release);
+    while (!task_ran && !gave_up) {
+      loop.run(evcxx::Run::once);
+      gave_up = std::chrono::steady_clock::now() > deadline;
+    }
+    loop.break_loop();
+  });
+  std::thread producer([&] {
+    for (int i = 1; i <= 3; ++i) {
+      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
+      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
+                  evcxx_test::kPatience);
+    }
+    enter.send();
+    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
+    loop.post([&] { task_ran = true; });
+  });
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  producer.join();
+  EXPECT_EQ(served.load(), 3);
+  EXPECT_TRUE(task_ran);
+  EXPECT_FALSE(gave_up) << "the nested runs never ran the posted task";
+  EXPECT_FALSE(dog.fired());
+}
+
 // post() promises that a task posted by a task runs after the loop polled for I/O: a served
 // batch that leaves such tasks ends the spin (serving them in the spin would never poll here).
 TEST(BusyPoll, ATaskRepostingItselfStillLetsTheLoopPoll) {
