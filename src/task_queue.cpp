@@ -69,9 +69,17 @@ struct TaskQueue::Lane {
   const std::thread::id owner;
 };
 
+namespace {
+// Set when this thread's LaneCache is destroyed at its exit. Constant-initialised and trivially
+// destructible, so that it is still there for a thread-local destructor that runs after the cache's
+// (one made before the thread's first post) and posts.
+thread_local bool lane_cache_gone = false;
+}  // namespace
+
 // Each thread's lanes, one per queue it posted to, found by the queue's id.
 struct TaskQueue::LaneCache {
   ~LaneCache() {
+    lane_cache_gone = true;
     for (auto& entry : entries) entry.second->abandoned.store(true, std::memory_order_release);
   }
   std::uint64_t last_id = 0;
@@ -131,6 +139,15 @@ TaskQueue::Lane& TaskQueue::register_lane() {
                                }),
                 entries.end());
   cache.last_id = 0;
+  entries.reserve(entries.size() + 1);  // before the lane is published: may throw
+  std::shared_ptr<Lane> lane = add_lane();
+  entries.emplace_back(id_, lane);
+  cache.last_id = id_;
+  cache.last = lane.get();
+  return *lane;
+}
+
+std::shared_ptr<TaskQueue::Lane> TaskQueue::add_lane() {
   // Everything that may throw comes before the lane is published.
   Segment* first = take_spare_segment();
   struct Giveback {
@@ -140,7 +157,6 @@ TaskQueue::Lane& TaskQueue::register_lane() {
       if (segment != nullptr) queue.give_spare_segment(segment);
     }
   } giveback{*this, first};
-  entries.reserve(entries.size() + 1);
   std::lock_guard<std::mutex> lock(lanes_mutex_);
   auto lane = std::make_shared<Lane>(first, closed_.load(std::memory_order_relaxed),
                                      std::this_thread::get_id());
@@ -154,14 +170,23 @@ TaskQueue::Lane& TaskQueue::register_lane() {
   // seq_cst: rest() compares the array it marked with the current one (see rest()).
   lanes_.store(owned_lanes_.get(), std::memory_order_seq_cst);
   have_retired_.store(true, std::memory_order_release);
-  entries.emplace_back(id_, lane);
-  cache.last_id = id_;
-  cache.last = lane.get();
-  return *lane;
+  return lane;
 }
 
 bool TaskQueue::push(const TaskOps& ops, void* source) {
-  Lane& lane = lane_for_this_thread();  // may throw std::bad_alloc: nothing queued
+  // Once this thread's lane cache is gone (a thread-local destructor posts at the thread's
+  // exit), each post takes a lane of its own, abandoned as soon as the post is done: lanes run
+  // in the order they were added, so this thread's posts still run in order.
+  std::shared_ptr<Lane> one_off;
+  if (lane_cache_gone) one_off = add_lane();  // may throw std::bad_alloc: nothing queued
+  const struct AbandonWhenDone {
+    Lane* lane;
+    ~AbandonWhenDone() {
+      // After the claim (if any): the consumer drops the lane once it ran everything claimed.
+      if (lane != nullptr) lane->abandoned.store(true, std::memory_order_release);
+    }
+  } abandon_when_done{one_off.get()};
+  Lane& lane = one_off != nullptr ? *one_off : lane_for_this_thread();  // may throw std::bad_alloc
   const std::uint64_t word = lane.word.load(std::memory_order_relaxed);
   if ((word & closed_bit) != 0) return false;
   const std::uint64_t position = word & position_mask;  // only this thread moves it

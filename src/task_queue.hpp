@@ -143,6 +143,8 @@ class TaskQueue {
   static LaneCache& lane_cache() noexcept;
   Lane& lane_for_this_thread();
   Lane& register_lane();
+  // Makes a lane for this thread and publishes it to the consumer (under lanes_mutex_).
+  std::shared_ptr<Lane> add_lane();
   void drop_abandoned_lanes() noexcept;
   void publish(Slot& slot, std::uint64_t sequence) const noexcept;
   void after_publish(bool wake_consumer) noexcept;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -249,6 +250,41 @@ TEST(Post, ANewProducerAndANestedRunInsideATaskLeaveTheBatchItsLanes) {
   loop.run();
   EXPECT_TRUE(nested_done);
   EXPECT_EQ(ran, 4);
+}
+
+// Posts from its destructor. Made before its thread's first post, it is destroyed after evcxx's
+// own thread-local state for that thread, at the thread's exit.
+struct PostsAtThreadExit {
+  evcxx::Loop* loop = nullptr;
+  std::promise<void>* ran = nullptr;
+  ~PostsAtThreadExit() {
+    if (loop == nullptr) return;
+    // Two batches first, posted by other threads: the first drops the exiting thread's lane, the
+    // second frees the array that still held it.
+    for (int i = 0; i < 2; ++i) {
+      std::thread([this] {
+        std::promise<void> batch;
+        loop->post([&batch] { batch.set_value(); });
+        batch.get_future().wait();
+      }).join();
+    }
+    loop->post([r = ran] { r->set_value(); });
+  }
+};
+
+TEST(Post, AThreadLocalDestructorMayPostAtItsThreadsExit) {
+  Runner runner;
+  std::promise<void> ran;
+  std::thread([&] {
+    thread_local PostsAtThreadExit posts_at_exit;
+    posts_at_exit.loop = &runner.loop();
+    posts_at_exit.ran = &ran;
+    std::promise<void> first;
+    runner.loop().post([&first] { first.set_value(); });  // evcxx's thread-local state: made now
+    first.get_future().wait();
+  }).join();
+  EXPECT_EQ(ran.get_future().wait_for(30s), std::future_status::ready)
+      << "the task posted at thread exit never ran";
 }
 
 TEST(Post, PostFromTheLoopThreadRuns) {

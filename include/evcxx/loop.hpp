@@ -259,7 +259,9 @@ class EVCXX_API Loop {
   /// I/O). A throwing task is handled like a throwing callback (see run()).
   /// Cost: a thread's first post to a Loop takes a lock and a small allocation, once; after that
   /// posting takes no lock and no allocation for a task that fits in detail::task_inline_size
-  /// bytes, and the loop is woken once per batch (how: docs/post.md).
+  /// bytes, and the loop is woken once per batch (how: docs/post.md). At a thread's exit, a
+  /// thread_local destructor may still post (in order); if evcxx's own thread-local state is
+  /// already gone by then, each such post takes the lock and an allocation.
   /// Thread-safety: ANY thread (not signal handlers).
   /// Throws: std::invalid_argument for an empty task; LoopStopped once the Loop's LoopThread was
   /// stopped; std::bad_alloc (nothing queued, the task not moved from) when the thread's lane or a
