@@ -133,9 +133,9 @@ struct WaitableEvent::Announcer final : detail::LoopChore {
   // Serialises the loop thread's look at the event (and on_set) with the event's destruction;
   // recursive because on_set may destroy the event or run the loop.
   std::recursive_mutex gate;
-  WaitableEvent* owner;                 // guarded by gate; null once the event is destroyed
-  Async::Callback callback;             // moved into the Async when it is created
-  std::optional<Async> async;           // guarded by gate; made on the loop thread
+  WaitableEvent* owner;        // guarded by gate; null once the event is destroyed
+  Async::Callable callback;    // moved into the Async when it is created (noexcept: kept already)
+  std::optional<Async> async;  // guarded by gate; made on the loop thread
   std::atomic<Async*> sender{nullptr};  // the started Async, for set(); with on_set only
   const bool has_on_set;
   bool queued = false;                 // guarded by gate: the registration chore has not run
