@@ -157,7 +157,7 @@ void LoopThread::post(std::function<void()> task) {
 
 bool LoopThread::try_post(std::function<void()> task) {
   if (!task) throw std::invalid_argument("evcxx: LoopThread::post() needs a callable task");
-  return loop_->try_post(Reporting<std::function<void()>>{state_.get(), std::move(task)});
+  return post_reporting(task);
 }
 
 void LoopThread::stop() noexcept {

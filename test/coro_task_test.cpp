@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -475,6 +476,28 @@ TEST(CoroTask, SubmitKeepsAPlainLoopRunning) {
   }(worker, result));
   loop.run();  // does not return before the reply came
   EXPECT_EQ(result, 17);
+}
+
+// A submit() the worker refuses throws LoopStopped and frees what it was given.
+TEST(CoroTask, SubmitToAStoppedWorkerThrowsAndFreesTheFunction) {
+  Loop loop;
+  LoopThread worker("coro-worker");
+  worker.stop();
+  worker.join();
+  auto captured = std::make_shared<int>(1);
+  const std::weak_ptr<int> watch = captured;
+  bool refused = false;
+  evcxx::spawn(loop, [](LoopThread& w, std::shared_ptr<int> p, bool& r) -> Task<> {
+    try {
+      auto function = [p = std::move(p)] { return *p; };  // named: see "g++ 12" in coroutines.md
+      co_await evcxx::submit(w, std::move(function));
+    } catch (const evcxx::LoopStopped&) {
+      r = true;
+    }
+  }(worker, std::move(captured), refused));
+  loop.run();
+  EXPECT_TRUE(refused);
+  EXPECT_TRUE(watch.expired()) << "the refused submit() kept its function";
 }
 
 TEST(CoroTask, MisuseIsAnException) {

@@ -158,6 +158,22 @@ TEST(LoopThread, AfterStopPostThrowsTryPostFailsAndSubmitHoldsLoopStopped) {
   thread.join();  // a second join is a no-op
 }
 
+// As Loop::try_post: a refused task is left untouched, so that it can go to another thread.
+TEST(LoopThread, ARefusedTryPostLeavesTheTaskUntouched) {
+  evcxx::LoopThread stopped_thread("stopped");
+  evcxx::LoopThread other("other");
+  stopped_thread.stop();
+  auto witness = std::make_shared<int>(42);
+  auto task = [witness] { return *witness; };
+  EXPECT_FALSE(stopped_thread.try_post(std::move(task)));
+  EXPECT_EQ(witness.use_count(), 2) << "the refused task gave up what it captured";
+  std::promise<int> ran;
+  EXPECT_TRUE(other.try_post([&ran, task = std::move(task)] { ran.set_value(task()); }));
+  auto result = ran.get_future();
+  ASSERT_EQ(result.wait_for(kGenerous), std::future_status::ready);
+  EXPECT_EQ(result.get(), 42);
+}
+
 TEST(LoopThread, PostsRacingStopEitherRunOrAreRefused) {
   constexpr int kProducers = 4;
   std::atomic<long> accepted{0};

@@ -107,7 +107,8 @@ class EVCXX_API LoopThread {
   void post(std::function<void()> task);
 
   /// post() that returns false instead of throwing once stop() was called: for producers that
-  /// may race the shutdown.
+  /// may race the shutdown. A task refused (or whose post threw) is left untouched, as
+  /// Loop::try_post() leaves it: it may be posted elsewhere.
   /// Throws: as post(), except LoopStopped.
   template <class F, std::enable_if_t<detail::is_task_v<F>, int> = 0>
   bool try_post(F&& task) {
@@ -115,7 +116,12 @@ class EVCXX_API LoopThread {
     if constexpr (std::is_pointer_v<Fn>) {
       if (task == nullptr) throw std::invalid_argument("evcxx: post() needs a task, not nullptr");
     }
-    return loop_->try_post(Reporting<Fn>{state_.get(), Fn(std::forward<F>(task))});
+    if constexpr (std::is_same_v<F, Fn>) {  // an rvalue: moved from only once queued
+      return post_reporting(task);
+    } else {
+      Fn copy(std::forward<F>(task));
+      return post_reporting(copy);
+    }
   }
   /// try_post() for a std::function.
   /// Throws: as the template.
@@ -174,8 +180,17 @@ class EVCXX_API LoopThread {
  private:
   struct State;
 
+  // What try_post() hands the queue: the task is moved into a Reporting only once queued.
+  template <class Fn>
+  struct ReportingSource {
+    State* state;
+    Fn* fn;
+  };
   template <class Fn>
   struct Reporting {
+    explicit Reporting(ReportingSource<Fn>&& source) noexcept(
+        std::is_nothrow_move_constructible_v<Fn>)
+        : state(source.state), fn(std::move(*source.fn)) {}
     State* state;
     Fn fn;
     void operator()() {
@@ -186,6 +201,14 @@ class EVCXX_API LoopThread {
       }
     }
   };
+
+  // Queues fn inside a Reporting, moving from fn only once the post is accepted.
+  template <class Fn>
+  bool post_reporting(Fn& fn) {
+    ReportingSource<Fn> source{state_.get(), std::addressof(fn)};
+    return loop_->post_erased(detail::task_ops_for<Reporting<Fn>, ReportingSource<Fn>>(),
+                              std::addressof(source));
+  }
 
   template <class Fn, class Result>
   struct Promising {

@@ -30,9 +30,14 @@ inline constexpr bool task_fits_inline =
     (sizeof(Fn) <= task_inline_size) &&
     (alignof(Fn) <= task_inline_align) && std::is_nothrow_move_constructible_v<Fn>;
 
-template <class Fn>
+// Source: what post() hands the queue, from which Fn is made once the task is queued (Fn itself,
+// or a wrapper's source that points at the caller's callable, so that a refused post leaves it
+// untouched).
+template <class Fn, class Source = Fn>
 inline constexpr TaskOps inline_task_ops = {
-    [](void* storage, void* source) { ::new (storage) Fn(std::move(*static_cast<Fn*>(source))); },
+    [](void* storage, void* source) {
+      ::new (storage) Fn(std::move(*static_cast<Source*>(source)));
+    },
     [](void* storage) { (*static_cast<Fn*>(storage))(); },
     [](void* storage) noexcept { static_cast<Fn*>(storage)->~Fn(); },
     [](void* to, void* from) noexcept {
@@ -41,10 +46,10 @@ inline constexpr TaskOps inline_task_ops = {
     },
 };
 
-template <class Fn>
+template <class Fn, class Source = Fn>
 inline constexpr TaskOps boxed_task_ops = {
     [](void* storage, void* source) {
-      ::new (storage) Fn*(new Fn(std::move(*static_cast<Fn*>(source))));
+      ::new (storage) Fn*(new Fn(std::move(*static_cast<Source*>(source))));
     },
     [](void* storage) { (**static_cast<Fn**>(storage))(); },
     [](void* storage) noexcept { delete *static_cast<Fn**>(storage); },
@@ -57,12 +62,12 @@ inline constexpr bool is_task_v =
     !std::is_same_v<Fn, std::function<void()>>;
 
 // The ops for one callable type: inline when it fits, boxed otherwise.
-template <class Fn>
+template <class Fn, class Source = Fn>
 constexpr const TaskOps& task_ops_for() noexcept {
   if constexpr (task_fits_inline<Fn>) {
-    return inline_task_ops<Fn>;
+    return inline_task_ops<Fn, Source>;
   } else {
-    return boxed_task_ops<Fn>;
+    return boxed_task_ops<Fn, Source>;
   }
 }
 
