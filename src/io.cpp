@@ -65,13 +65,9 @@ Io::~Io() {
 void Io::set(int fd, IoEvents events) {
   check_fd_and_events(fd, events);
   if (guard_ != nullptr) guard_->check_fd(fd);
-  if (fd == watcher_.fd) {
-    // ev_io_modify: libev may assume the descriptor still names the same file, which saves the
-    // backend work ev_io_set's "new descriptor" flag causes.
-    restart_with([&] { ev_io_modify(&watcher_, events.raw()); });
-  } else {
-    restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
-  }
+  // ev_io_set's "new descriptor" flag makes libev register the descriptor again even when the
+  // number and events are the same: it may name another file now.
+  restart_with([&] { ev_io_set(&watcher_, fd, events.raw()); });
 }
 
 void Io::set(IoEvents events) {
@@ -79,7 +75,9 @@ void Io::set(IoEvents events) {
     throw std::logic_error(
         "evcxx: Io::set(events) on an Io that has no descriptor yet: use set(fd, events)");
   }
-  set(fd(), events);
+  check_fd_and_events(fd(), events);
+  // ev_io_modify: the same file, so libev skips the backend work of a new descriptor.
+  restart_with([&] { ev_io_modify(&watcher_, events.raw()); });
 }
 
 void Io::set_closed_fd_check_interval(std::chrono::duration<double> interval) {

@@ -566,6 +566,34 @@ TEST_P(ClosedFd, SharedByTwoWatchersClosedThenTheOtherStoppedInTheNextIteration)
   EXPECT_FALSE(writer.active());
 }
 
+// Correct use: stopped, then its descriptor closed and the number reopened on another file, then
+// started again with start(fd, events), all in one callback (no iteration in between): the new
+// file is watched. (epoll forgot the old file at its close; libev must register the new one.)
+TEST_P(ClosedFd, StoppedThenClosedAndTheNumberReopenedIsWatchedAgain) {
+  Pipe first;
+  Pipe second;
+  const int number = first.read.get();
+  int reads = 0;
+  evcxx::Io io(loop, number, IoEvent::readable, [&](IoEvents e) {
+    EXPECT_FALSE(e.error());
+    ++reads;
+    read_some(number);
+    io.stop();
+  });
+  evcxx::Timer swap(loop, 0s, [&] {  // after the first poll registered the first pipe
+    io.stop();
+    first.read.reset();
+    ASSERT_EQ(::dup2(second.read.get(), number), number);
+    first.read.reset(number);
+    io.start(number, IoEvent::readable);
+    write_all(second.write.get(), "x");
+  });
+  Watchdog dog(loop, std::chrono::seconds(10));
+  EXPECT_FALSE(loop.run());
+  EXPECT_FALSE(dog.fired()) << "the reopened descriptor was never watched";
+  EXPECT_EQ(reads, 1);
+}
+
 TEST_P(ClosedFd, SharedByTwoWatchersNumberReusedBeforeOneStops) {
   SocketPair s;
   Pipe replacement;

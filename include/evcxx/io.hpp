@@ -69,6 +69,12 @@ class ClosedFdGuard;
 /// Loop::native()) on a descriptor closed under them; checks skipped because a
 /// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
 ///
+/// A descriptor closed while its watcher was stopped and reopened under the same number (dup2(),
+/// or the lowest free number) names another file: hand it to the watcher with set(fd, events) or
+/// start(fd, events), which make libev register it anew; a plain start() or set(events) assumes
+/// the file is the same (as with libev's ev_io_start), and on epoll would leave the new one
+/// unregistered.
+///
 /// Cost, while Io watchers are active: one poll() call per iteration over their descriptors (poll,
 /// linuxaio), or one per iteration that changed a watcher plus one per closed_fd_check_interval()
 /// (epoll and the others), an fcntl() instead when one descriptor is concerned; nothing on
@@ -103,12 +109,16 @@ class EVCXX_API Io final : public Watcher<Io, ev_io, void(IoEvents)> {
   ~Io() override;
 
   /// Watches another descriptor and/or other events; restarts the watcher if it was active.
+  /// The descriptor may be the same number as before naming another file (closed and reopened
+  /// while the watcher was stopped): libev registers it anew.
   /// An empty `events` is valid: the watcher stays as active as it was but waits for nothing
   /// (curl's CURL_POLL_NONE) until set again; a closed descriptor is still reported as an error.
   /// Throws: as the constructor.
   void set(int fd, IoEvents events);
-  /// Watches other events on the same descriptor; restarts the watcher if it was active. Changing
-  /// only the events costs what ev_io_modify costs.
+  /// Watches other events on the same descriptor, still naming the same file; restarts the
+  /// watcher if it was active. Changing only the events costs what ev_io_modify costs. After
+  /// closing the descriptor and reopening its number, use set(fd, events) or start(fd, events)
+  /// instead: on epoll this call would leave the new file unregistered.
   /// Throws: as the constructor; std::logic_error while the watcher has no descriptor yet.
   void set(IoEvents events);
   /// start() with the parameters it has (the overloads below set them first).
