@@ -228,11 +228,16 @@ TEST(WaitableEvent, TimeoutsBeyondTheClockMeanForeverAndNaNIsRejected) {
   spawn([&] { return event.wait_for(std::chrono::duration<double>(inf)); });
   spawn([&] { return event.wait_until(std::chrono::system_clock::time_point::max()); });
   spawn([&] { return event.wait_until(std::chrono::steady_clock::time_point::max()); });
+  // Coarser than the clocks' own units: converting or comparing them overflowed.
+  using SteadySeconds = std::chrono::time_point<std::chrono::steady_clock, std::chrono::seconds>;
+  using SystemSeconds = std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>;
+  spawn([&] { return event.wait_until(SteadySeconds::max()); });
+  spawn([&] { return event.wait_until(SystemSeconds::max()); });
   std::this_thread::sleep_for(50ms);  // gives a wrapped-around deadline time to show
   EXPECT_EQ(returned.load(), 0) << "a huge timeout expired at once";
   event.set();
   for (auto& t : waiters) t.join();
-  EXPECT_EQ(released.load(), 5);
+  EXPECT_EQ(released.load(), 7);
   event.clear();
   EXPECT_FALSE(event.wait_for(std::chrono::seconds::min()));
   EXPECT_FALSE(event.wait_for(std::chrono::duration<double>(-inf)));

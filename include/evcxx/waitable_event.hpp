@@ -99,6 +99,17 @@ class EVCXX_API WaitableEvent {
   /// Thread-safety: ANY thread.
   template <class ClockType, class Duration>
   bool wait_until(std::chrono::time_point<ClockType, Duration> deadline) {
+    // A deadline more than half the range of the finest unit involved away from its clock's epoch
+    // would overflow when converted or compared (time_point<Clock, seconds>::max(), say): it is
+    // forever, or long past.
+    using Finest = std::common_type_t<Duration, typename ClockType::duration,
+                                      std::chrono::steady_clock::duration>;
+    const std::chrono::duration<double> since_epoch = deadline.time_since_epoch();
+    const std::chrono::duration<double> half_range =
+        std::chrono::duration<double>(Finest::max()) / 2;
+    if (since_epoch >= half_range)
+      return wait_until_steady(std::chrono::steady_clock::time_point::max());
+    if (since_epoch <= -half_range) return is_set();
     if constexpr (std::is_same_v<ClockType, std::chrono::steady_clock>) {
       return wait_until_steady(std::chrono::ceil<std::chrono::steady_clock::duration>(deadline));
     } else {
