@@ -209,15 +209,18 @@ std::chrono::steady_clock::time_point LoopThread::deadline_from_now(
 }
 
 void LoopThread::join() {
+  // Before the lock: another thread's join() holds it until the loop thread ends.
+  require_not_loop_thread("LoopThread::join()");
   std::lock_guard<std::mutex> lock(join_mutex_);
   if (!thread_.joinable()) return;
-  require_not_loop_thread("LoopThread::join()");
   if (!stopped()) {
     throw std::logic_error(
         "evcxx: LoopThread::join() before stop() or stop_when_done() would wait forever; call "
         "one of them first");
   }
   thread_.join();
+  // The thread is gone: a later thread that gets its id is not the loop thread.
+  state_->id.store(std::thread::id(), std::memory_order_release);
 }
 
 void LoopThread::require_not_loop_thread(const char* operation) const {

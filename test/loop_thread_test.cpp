@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -305,6 +306,55 @@ TEST(LoopThread, JoinMisuseThrowsLogicError) {
   });
   EXPECT_THROW(settled(thread, from_inside).get(), std::logic_error);
   EXPECT_NO_THROW(thread.join());
+}
+
+// True once thread `tid` of this process sleeps in the kernel (bounded by kGenerous).
+bool becomes_blocked(pid_t tid) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat(path);
+    std::string line;
+    std::getline(stat, line);
+    const auto end_of_name = line.rfind(')');  // "tid (name) S ...": the state follows the name
+    if (end_of_name != std::string::npos && line.size() > end_of_name + 2 &&
+        line[end_of_name + 2] == 'S') {
+      return true;
+    }
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+// join() on the loop thread throws even while another thread is inside join(): it used to wait
+// for that thread's lock first, which is held until the loop thread ends (a deadlock).
+TEST(LoopThread, JoinOnTheLoopThreadThrowsWhileAnotherThreadJoins) {
+  // Left to the threads (never freed) if they deadlock, so that the failure is not a crash.
+  struct Scene {
+    evcxx::LoopThread thread{"joined-twice"};
+    Gate go;
+    std::atomic<pid_t> joiner{0};
+    std::promise<void> joined;
+  };
+  auto* scene = new Scene;
+  auto inside = scene->thread.submit([scene] {
+    scene->go.event.wait();
+    scene->thread.join();  // throws: this is the loop thread
+  });
+  scene->thread.stop();
+  std::thread([scene] {
+    scene->joiner.store(gettid(), std::memory_order_release);
+    scene->thread.join();
+    scene->joined.set_value();
+  }).detach();
+  while (scene->joiner.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  ASSERT_TRUE(becomes_blocked(scene->joiner.load())) << "the joiner never blocked in join()";
+  scene->go.event.set();
+  auto joined = scene->joined.get_future();
+  ASSERT_EQ(joined.wait_for(20s), std::future_status::ready)
+      << "join() on the loop thread deadlocked with the other thread's join()";
+  EXPECT_THROW(inside.get(), std::logic_error);
+  delete scene;
 }
 
 TEST(LoopThread, DestroyedByItsOwnTaskFinishesTheAcceptedTasksThenExits) {
