@@ -129,6 +129,41 @@ TEST(CoroCancel, WithTimeoutDestroysTheTaskBeforeItReturns) {
   EXPECT_EQ(counts.resumed.load(), 0);
 }
 
+// A coroutine cancelled while it co_awaits a Task it borrowed (a reference to a Task another
+// frame owns): the borrowed Task is destroyed with it, as when_any and with_timeout destroy a
+// borrowed child, instead of later resuming the destroyed waiter (heap-use-after-free).
+TEST(CoroCancel, CancellingAWaiterOfABorrowedTaskDestroysThatTask) {
+  Loop loop;
+  evcxx_test::Bound deadline(loop);
+  Counts counts;
+  bool borrowed_reset = false;
+  bool timed_out = false;
+  evcxx::spawn(loop, [](Loop& l, Counts& c, bool& reset, bool& out) -> Task<> {
+    auto finishes_later = [](Loop& lp, Counts& cs) -> Task<int> {
+      Probe probe(cs);
+      co_await evcxx::sleep_for(lp, 20ms);
+      co_return 1;
+    };
+    auto waiter = [](Task<int>& borrowed, Counts& cs) -> Task<int> {
+      Probe probe(cs);
+      const int value = co_await borrowed;
+      ++cs.resumed;  // never: with_timeout cancelled this frame
+      co_return value;
+    };
+    Task<int> owned = finishes_later(l, c);
+    out = !(co_await evcxx::with_timeout(l, 1ms, waiter(owned, c))).has_value();
+    reset = !owned.valid();
+    co_await evcxx::sleep_for(l, 50ms);  // past the borrowed task's own wake-up
+  }(loop, counts, borrowed_reset, timed_out));
+  loop.run();
+  EXPECT_FALSE(deadline.expired());
+  EXPECT_TRUE(timed_out);
+  EXPECT_TRUE(borrowed_reset) << "the borrowed Task outlived the waiter that was awaiting it";
+  EXPECT_EQ(counts.made.load(), 2);
+  EXPECT_EQ(counts.destroyed.load(), 2);
+  EXPECT_EQ(counts.resumed.load(), 0);
+}
+
 TEST(CoroCancel, AStopTokenCancelsASuspendedTaskOnTheLoopThread) {
   Loop loop;
   evcxx_test::Bound deadline(loop);

@@ -525,11 +525,19 @@ class [[nodiscard]] Task {
   /// Gives up the coroutine: the caller destroys it.
   std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
 
-  /// What `co_await task` does: runs it inside the awaiting Task.
+  /// What `co_await task` does: runs it inside the awaiting Task. An awaiting Task destroyed
+  /// while it waits (cancelled) destroys the awaited one too, also when it only borrowed it (a
+  /// reference to a Task another frame owns, which is then left empty): the awaited Task could
+  /// never resume its waiter.
   class Awaiter {
    public:
-    /// Awaits the coroutine `handle` (the Task keeps it).
-    explicit Awaiter(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
+    /// Awaits `task` (which keeps its coroutine).
+    explicit Awaiter(Task& task) noexcept : task_(&task), handle_(task.handle_) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    ~Awaiter() {
+      if (waiting_) task_->reset();  // the waiter was destroyed while it waited
+    }
     /// Throws: std::logic_error for an empty Task.
     bool await_ready() const {
       if (!handle_) throw std::logic_error("evcxx: co_await on an empty Task");
@@ -547,6 +555,10 @@ class [[nodiscard]] Task {
       inner.continuation = parent;
       inner.root = outer.root;
       inner.pinned = outer.pinned;
+      // Set before the start: once the Task suspended, another thread may already run it and
+      // then resume the waiter (whose await_resume() clears this), so nothing of the awaiter is
+      // written after the start.
+      waiting_ = true;
       // Runs the Task until it first suspends or finishes (see InlineStart). Once it suspended,
       // another thread may already run it (and the awaiter): only the stack is read afterwards.
       detail::coro::InlineStart start{&inner};
@@ -557,13 +569,18 @@ class [[nodiscard]] Task {
       return !start.finished;
     }
     /// The result, or the Task's exception rethrown.
-    T await_resume() { return handle_.promise().take(); }
+    T await_resume() {
+      waiting_ = false;
+      return handle_.promise().take();
+    }
 
    private:
+    Task* task_;
     std::coroutine_handle<promise_type> handle_;
+    bool waiting_ = false;  // started and not finished: the waiter is suspended here
   };
   /// Awaits it (the Task keeps its frame until it is destroyed).
-  Awaiter operator co_await() const noexcept { return Awaiter(handle_); }
+  Awaiter operator co_await() noexcept { return Awaiter(*this); }
 
  private:
   friend promise_type;
