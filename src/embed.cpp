@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "closed_fd_guard.hpp"
+#include "embed_graph.hpp"
 #include "io_uring_check.hpp"
 
 EVCXX_BEGIN_NAMESPACE
@@ -67,18 +68,22 @@ Embed::Embed(Loop& loop, deferred_t, Loop& inner, Callable&& callback)
   inner_fd_check_.data = this;
   ev_set_priority(&inner_fd_check_, EV_MAXPRI);  // libev's embed prepare has EV_MINPRI
   inner_link_ = std::make_unique<InnerLink>(inner, *this);
+  edge_ = new detail::EmbedEdge{loop.native(), inner.native()};
   ev_embed_set(&watcher_, inner.native());
 }
 
 Embed::~Embed() {
   stop();  // before inner_link_ goes away
+  detail::release_embedding(edge_);
 }
 
 void Embed::set(Loop& inner) {
   check_inner(inner);
   auto link = std::make_unique<InnerLink>(inner, *this);
+  auto* const edge = new detail::EmbedEdge{raw_loop_, inner.native()};
   restart_with([&] {
     inner_link_ = std::move(link);
+    detail::release_embedding(std::exchange(edge_, edge));
     ev_embed_set(&watcher_, inner.native());
   });
 }
@@ -111,6 +116,7 @@ void Embed::start_native() {
         "evcxx: Embed::start() after its inner Loop was destroyed; set() a live inner loop");
   }
   if (ev_is_active(&watcher_)) return;
+  detail::add_embedding(*edge_);  // throws where libev would abort
   ev_embed_start(raw_loop_, &watcher_);
   // An active Embed holds its loop like any other watcher, once; libev's own fork handler stops
   // and restarts it as a whole, which leaves this balance as it is.

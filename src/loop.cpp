@@ -14,6 +14,7 @@
 
 #include "closed_fd_guard.hpp"
 #include "cpu_relax.hpp"
+#include "embed_graph.hpp"
 #include "evcxx/async.hpp"
 #include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
@@ -237,7 +238,10 @@ Loop::~Loop() {
   }
   ev_ref(loop_);
   ev_async_stop(loop_, &impl_->wakeup);
-  if (owned_) ev_loop_destroy(loop_);  // runs the Cleanup watchers still attached
+  if (owned_) {
+    ev_loop_destroy(loop_);            // runs the Cleanup watchers still attached
+    detail::forget_embeddings(loop_);  // its epoll set is gone, and with it what it held
+  }
   while (watchers_ != nullptr) {
     detail::WatcherLink* w = watchers_;
     watchers_ = w->next_;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <evcxx/async.hpp>
 #include <evcxx/embed.hpp>
@@ -372,6 +373,57 @@ TEST(Embed, EmbeddingALoopInItselfIsAnInvalidArgument) {
   EXPECT_THROW(Embed(*loop, *loop), std::invalid_argument);
   Loop alias(loop->native());  // another Loop over the same ev_loop
   EXPECT_THROW(Embed(*loop, alias), std::invalid_argument);
+}
+
+// An epoll loop whose backend libev can embed, or nullptr.
+std::unique_ptr<Loop> make_epoll_loop() {
+  if ((Loop::embeddable_backends() & Loop::supported_backends() & evcxx::Backend::epoll).empty()) {
+    return nullptr;
+  }
+  return std::make_unique<Loop>(evcxx::Backend::epoll);
+}
+
+// epoll holds no cycle of epoll sets (libev asserts on the ELOOP), and libev never takes an
+// inner set out of the outer one: two loops that embed each other, now or once, are refused when
+// the second Embed starts, until one of the loops is destroyed.
+TEST(Embed, LoopsEmbeddingEachOtherIsALogicErrorNotAnAbort) {
+  auto a = make_epoll_loop();
+  auto b = make_epoll_loop();
+  auto c = make_epoll_loop();
+  if (!a) GTEST_SKIP() << "no embeddable epoll here";
+  auto ab = std::make_unique<Embed>(*a, *b);
+  EXPECT_THROW(Embed(*b, *a), std::logic_error);
+  auto bc = std::make_unique<Embed>(*b, *c);
+  EXPECT_THROW(Embed(*c, *a), std::logic_error) << "a cycle through three loops";
+  Embed ca(*c, evcxx::deferred, *a);
+  EXPECT_THROW(ca.start(), std::logic_error);
+  EXPECT_FALSE(ca.active());
+  for (int i = 0; i < 3; ++i) a->run(evcxx::Run::nowait);  // nothing registered aborts
+  ab.reset();  // the kernel still holds b's set inside a's
+  for (int i = 0; i < 3; ++i) a->run(evcxx::Run::nowait);
+  EXPECT_THROW(ca.start(), std::logic_error) << "an embedding lasts while its loops do";
+  bc.reset();
+  b.reset();
+  EXPECT_NO_THROW(ca.start()) << "the cycle went with the loop in its middle";
+  for (int i = 0; i < 3; ++i) c->run(evcxx::Run::nowait);
+}
+
+// epoll nests at most four epoll sets below one another: a longer chain of Embeds is refused,
+// wherever the Embed that would make it starts.
+TEST(Embed, AChainDeeperThanEpollNestsIsALogicErrorNotAnAbort) {
+  std::vector<std::unique_ptr<Loop>> loops;
+  for (int i = 0; i < 7; ++i) loops.push_back(make_epoll_loop());
+  if (!loops[0]) GTEST_SKIP() << "no embeddable epoll here";
+  std::vector<std::unique_ptr<Embed>> chain;
+  for (int i = 0; i < 4; ++i) chain.push_back(std::make_unique<Embed>(*loops[i], *loops[i + 1]));
+  for (int i = 0; i < 3; ++i) loops[0]->run(evcxx::Run::nowait);  // four deep: registered
+  EXPECT_THROW(Embed(*loops[4], *loops[5]), std::logic_error) << "below the bottom";
+  EXPECT_THROW(Embed(*loops[5], *loops[0]), std::logic_error) << "above the top";
+  Embed side(*loops[5], *loops[6]);  // a chain of its own
+  EXPECT_THROW(Embed(*loops[3], *loops[5]), std::logic_error) << "joining the two: five deep";
+  loops[4].reset();  // three deep now
+  EXPECT_NO_THROW(Embed(*loops[5], *loops[0]));
+  for (int i = 0; i < 3; ++i) loops[5]->run(evcxx::Run::nowait);
 }
 
 TEST(Embed, DestroyingTheInnerLoopFirstStopsTheEmbed) {

@@ -9,6 +9,9 @@
 #include "evcxx/watcher.hpp"
 
 EVCXX_BEGIN_NAMESPACE
+namespace detail {
+struct EmbedEdge;
+}
 
 /// ev_embed: runs an inner Loop inside an outer one, so that one run() of the outer loop serves
 /// the I/O of both, for example to give a group of descriptors their own backend.
@@ -40,6 +43,14 @@ EVCXX_BEGIN_NAMESPACE
 ///
 /// The inner Loop may be destroyed first: the Embed is then stopped and start() / sweep() throw
 /// std::logic_error until set() gives it another inner loop.
+///
+/// epoll can hold neither a cycle of loops nor more than four of them nested in one another, and
+/// libev aborts on either: start() throws std::logic_error for an Embed that would close a cycle
+/// or nest a fifth loop. An embedding counts from its first start until one of its two loops is
+/// destroyed, even once its Embed stopped (libev leaves the inner loop's epoll set in the outer
+/// one).
+///
+/// Throws: start() also throws std::logic_error as said above.
 ///
 /// Thread-safety: every member is for the outer loop's thread.
 class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
@@ -93,6 +104,7 @@ class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
   ev_prepare inner_fd_check_;
   std::unique_ptr<InnerLink> inner_link_;  // in the inner Loop's list: stops us when it dies
   Loop* hooked_inner_ = nullptr;           // whose invoke-pending hook we installed
+  detail::EmbedEdge* edge_ = nullptr;      // from this loop to the inner one (embed_graph.hpp)
 };
 
 EVCXX_END_NAMESPACE
