@@ -32,7 +32,7 @@ struct Loop::Impl {
   // The queue's wake-up: ev_async_send is safe from any thread.
   static void wake(void* self) noexcept {
     Impl& impl = *static_cast<Impl*>(self);
-    EVCXX_TSAN_RELEASE(&impl.wakeup);
+    EVCXX_RELEASE_FOR_SEND(&impl.wakeup);
     ev_async_send(impl.raw_loop, &impl.wakeup);
   }
   // A task threw: handled like a throwing callback.
@@ -298,7 +298,7 @@ void Loop::break_loop(Break how) noexcept {
 
 void Loop::stop() noexcept {
   impl_->stop_requested.store(true, std::memory_order_release);
-  EVCXX_TSAN_RELEASE(&impl_->wakeup);
+  EVCXX_RELEASE_FOR_SEND(&impl_->wakeup);
   ev_async_send(loop_, &impl_->wakeup);
 }
 
@@ -364,7 +364,7 @@ void Loop::add_chore(detail::LoopChore& chore) noexcept {
     chore.next = head;
   } while (!impl_->chores.compare_exchange_weak(head, &chore, std::memory_order_release,
                                                 std::memory_order_relaxed));
-  EVCXX_TSAN_RELEASE(&impl_->wakeup);
+  EVCXX_RELEASE_FOR_SEND(&impl_->wakeup);
   ev_async_send(loop_, &impl_->wakeup);
 }
 
@@ -635,6 +635,7 @@ void Loop::set_release_hooks(std::function<void()> release, std::function<void()
           // libev drops an ev_break() made around its poll, and is about to block: break through
           // the wakeup instead, woken now rather than at the next event.
           self.impl_->stop_requested.store(true, std::memory_order_relaxed);
+          EVCXX_RELEASE_FOR_SEND(&self.impl_->wakeup);
           ev_async_send(l, &self.impl_->wakeup);
         }
       },

@@ -45,7 +45,7 @@ class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
   /// the Loop is gone.
   /// Thread-safety: ANY thread and signal handlers.
   void send() noexcept {
-    EVCXX_TSAN_RELEASE(&watcher_);
+    EVCXX_RELEASE_FOR_SEND(&watcher_);
     ev_async_send(raw_loop_, &watcher_);
   }
   /// A send() has not been processed by the loop yet.
