@@ -81,6 +81,8 @@ bool LoopPool::join_when_done(std::chrono::duration<double> deadline) {
 }
 
 void LoopPool::join() {
+  // From one of the pool's own threads, throw before joining any: the others may never end.
+  for (auto& thread : threads_) thread->require_not_loop_thread("LoopPool::join()");
   for (auto& thread : threads_) thread->join();
 }
 

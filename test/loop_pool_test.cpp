@@ -5,6 +5,7 @@
 #include <evcxx/error.hpp>
 #include <evcxx/loop_pool.hpp>
 #include <evcxx/timer.hpp>
+#include <evcxx/waitable_event.hpp>
 #include "c_client.hpp"
 #include "support.hpp"
 
@@ -126,6 +127,27 @@ TEST(LoopPool, StopRefusesNewWorkAndJoinMisuseThrows) {
   pool.stop();
   EXPECT_THROW(pool.next().post([] {}), evcxx::LoopStopped);
   EXPECT_FALSE(pool.for_key(1).try_post([] {}));
+  pool.join();
+}
+
+// join() from the pool's second thread throws at once, before it would wait for the first one
+// (which here cannot end until the test lets it).
+TEST(LoopPool, JoinFromAPoolThreadThrowsBeforeJoiningTheOthers) {
+  evcxx::LoopPool pool(2);
+  evcxx::WaitableEvent release_first;
+  evcxx::WaitableEvent stopped;
+  pool[0].post([&] { release_first.wait(); });
+  auto from_second = pool[1].submit([&] {
+    stopped.wait();
+    pool.join();
+  });
+  pool.stop();
+  stopped.set();
+  const bool threw_at_once =
+      from_second.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  release_first.set();
+  EXPECT_TRUE(threw_at_once) << "join() on a pool thread waited for another pool thread first";
+  EXPECT_THROW(from_second.get(), std::logic_error);
   pool.join();
 }
 
