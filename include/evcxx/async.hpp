@@ -27,6 +27,9 @@ EVCXX_BEGIN_NAMESPACE
 /// Lifetime: create, start, stop and destroy it on the loop thread; it must outlive every send()
 /// made on it (a send() may still be returning after its callback ran). Destroying it inside its
 /// own callback is safe; after its Loop is destroyed it is detached and send() delivers nothing.
+/// A send() from another thread must not race the Loop's destruction: the Loop's destruction must
+/// happen-before it, or it before the destruction starts (a signal handler on the loop thread may
+/// send at any time).
 class EVCXX_API Async final : public Watcher<Async, ev_async, void()> {
  public:
   /// Runs `callback` after send(); active on construction.

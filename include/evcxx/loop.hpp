@@ -228,7 +228,8 @@ class EVCXX_API Loop {
 
   /// Detaches every watcher still attached (each becomes inactive; see watcher.hpp), drops tasks
   /// that were posted but never run, runs Cleanup watchers and destroys an owned loop.
-  /// Must not run inside this loop's run().
+  /// Must not run inside this loop's run(), nor inside a callback that invoke_pending() or an
+  /// Embed's sweep() of this loop runs.
   ~Loop();
 
   /// Not copyable (nor movable).

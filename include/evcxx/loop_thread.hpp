@@ -66,6 +66,11 @@ EVCXX_BEGIN_NAMESPACE
 ///
 /// Thread-safety: every member is for ANY thread, except where a comment says otherwise. As with
 /// Loop::post(), the LoopThread must outlive every post()/submit() call still returning.
+///
+/// fork(): a child process has no copy of the loop thread (only the forking thread survives a
+/// fork), so a LoopThread is of no use in the child: do not post to it, submit to it or destroy it
+/// there (a child that continues past fork() should exec() or _exit()); make new LoopThreads in
+/// the child instead.
 class EVCXX_API LoopThread {
  public:
   /// Called on the loop thread with each exception a posted task or a watcher callback threw.
