@@ -219,7 +219,9 @@ class Root {
   }
   // Loop thread: about to move to `target` (resume_on).
   void depart(Loop& target) noexcept {
-    if (registry_ != nullptr) registry_->remove(*this);
+    if (Registry* const registry = registry_.load(std::memory_order_relaxed)) {
+      registry->remove(*this);
+    }
     loop_.store(&target, std::memory_order_seq_cst);
   }
   // Undoes depart() when the target refused the post.
@@ -241,7 +243,9 @@ class Root {
   }
   // Destroys the frame without resuming it; whoever waits gets Cancelled.
   void cancel() noexcept {
-    if (registry_ != nullptr) registry_->remove(*this);
+    if (Registry* const registry = registry_.load(std::memory_order_relaxed)) {
+      registry->remove(*this);
+    }
     if (handle_) std::exchange(handle_, {}).destroy();
     stop_callback_.reset();
     on_cancelled();
@@ -249,7 +253,9 @@ class Root {
   }
   // From the root frame's final suspension: delivers its result and destroys it.
   void finish(std::coroutine_handle<> self) noexcept {
-    if (registry_ != nullptr) registry_->remove(*this);
+    if (Registry* const registry = registry_.load(std::memory_order_relaxed)) {
+      registry->remove(*this);
+    }
     stop_callback_.reset();
     handle_ = {};
     on_finished(self);  // destroys the frame
@@ -314,8 +320,10 @@ class Root {
       Root* const r = std::exchange(root, nullptr);
       // Another loop's thread owns the fields of a root that moved on (its arrival checks the
       // stop); the acquire pairs with depart(), so a root on its way here is read safely.
-      if (r->loop_.load(std::memory_order_seq_cst) == loop && r->registry_ != nullptr &&
-          &r->registry_->loop() == loop && r->handle_) {
+      // registry_ too may be written meanwhile, by a loop that refused the root (stay()).
+      Registry* const registry = r->registry_.load(std::memory_order_acquire);
+      if (r->loop_.load(std::memory_order_seq_cst) == loop && registry != nullptr &&
+          &registry->loop() == loop && r->handle_) {
         r->cancel();
       }
       r->release();
@@ -342,8 +350,9 @@ class Root {
   std::atomic<bool> stop_requested_{false};
   std::atomic<int> refs_{1};
   std::optional<StopCallback<StopRequest>> stop_callback_;
-  Registry* registry_ = nullptr;  // loop thread
-  Root* prev_ = nullptr;          // in registry_'s list
+  // Written by the loop thread it names; read by a CheckTask on another loop's thread.
+  std::atomic<Registry*> registry_{nullptr};
+  Root* prev_ = nullptr;  // in registry_'s list
   Root* next_ = nullptr;
 };
 
@@ -379,7 +388,7 @@ inline Registry& Registry::of(Loop& loop) {
 }
 
 inline void Registry::add(Root& root) noexcept {
-  root.registry_ = this;
+  root.registry_.store(this, std::memory_order_release);
   root.prev_ = nullptr;
   root.next_ = head_;
   if (head_ != nullptr) head_->prev_ = &root;
@@ -394,7 +403,7 @@ inline void Registry::remove(Root& root) noexcept {
   }
   if (root.next_ != nullptr) root.next_->prev_ = root.prev_;
   root.prev_ = root.next_ = nullptr;
-  root.registry_ = nullptr;
+  root.registry_.store(nullptr, std::memory_order_relaxed);
 }
 
 inline void Registry::stop_for_detach() noexcept {
