@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -13,14 +14,21 @@ constexpr int max_epoll_nesting = 4;
 
 class EmbedGraph {
  public:
-  static EmbedGraph& instance() {
-    static auto* const graph = new EmbedGraph;  // never freed: loops may die at exit
+  static EmbedGraph& instance() noexcept {
+    // Never destroyed (loops may die at exit), and not on the heap: a start() allocates nothing.
+    alignas(EmbedGraph) static unsigned char storage[sizeof(EmbedGraph)];
+    static EmbedGraph* const graph = ::new (static_cast<void*>(storage)) EmbedGraph;
     return *graph;
   }
 
   void add(EmbedEdge& edge) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (edge.in_graph) return;
+    for (const EmbedEdge* e = head_; e != nullptr; e = e->next) {
+      // Known already (an earlier Embed of the same two loops): one edge each, however many
+      // Embeds come and go.
+      if (e->outer == edge.outer && e->inner == edge.inner) return;
+    }
     if (reaches(edge.inner, edge.outer)) {
       throw std::logic_error(
           "evcxx: Embed::start(): the inner loop embeds this one, or did (directly or through "

@@ -22,8 +22,9 @@ struct EmbedEdge {
   bool held = true;  // by its Embed, which frees it if the graph does not hold it
 };
 
-// Adds edge to the graph (once; no allocation). Throws std::logic_error, adding nothing, when it
-// would close a cycle or nest more epoll sets than the kernel allows.
+// Adds edge to the graph (no allocation; nothing when the graph has this pair of loops already).
+// Throws std::logic_error, adding nothing, when it would close a cycle or nest more epoll sets
+// than the kernel allows.
 void add_embedding(EmbedEdge& edge);
 // Its Embed gives edge up (null is allowed): the graph keeps it while both loops live.
 void release_embedding(EmbedEdge* edge) noexcept;

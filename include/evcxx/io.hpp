@@ -66,8 +66,9 @@ class ClosedFdGuard;
 /// checks cannot cover (libev may still abort): a descriptor closed by another thread while the
 /// loop runs, or inside a raw libev prepare watcher of C code (evcxx Prepare callbacks and
 /// callbacks made pending by feed() are covered); raw ev_io watchers (from C code on
-/// Loop::native()) on a descriptor closed under them; checks skipped because a
-/// Loop::set_invoke_pending_hook() defers callbacks past the iteration.
+/// Loop::native()) on a descriptor closed under them; Io watchers on one descriptor made through
+/// two Loop objects that wrap the same ev_loop (each Loop checks its own watchers only); checks
+/// skipped because a Loop::set_invoke_pending_hook() defers callbacks past the iteration.
 ///
 /// A descriptor closed while its watcher was stopped and reopened under the same number (dup2(),
 /// or the lowest free number) names another file: hand it to the watcher with set(fd, events) or
