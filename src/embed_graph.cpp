@@ -17,7 +17,7 @@ class EmbedGraph {
   static EmbedGraph& instance() noexcept {
     // Never destroyed (loops may die at exit), and not on the heap: a start() allocates nothing.
     alignas(EmbedGraph) static unsigned char storage[sizeof(EmbedGraph)];
-    static EmbedGraph* const graph = ::new (static_cast<void*>(storage)) EmbedGraph;
+    static auto* const graph = ::new (static_cast<void*>(storage)) EmbedGraph;
     return *graph;
   }
 
