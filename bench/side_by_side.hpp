@@ -24,6 +24,11 @@ namespace evcxx_bench::sbs {
 
 using Clock = std::chrono::steady_clock;
 
+// Seconds from `start` until now, for a Sample.
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // What one sample of one side did: the operations it timed and the seconds they took (setup and
 // teardown are outside the clock).
 struct Sample {

@@ -17,10 +17,6 @@ namespace {
 
 using Seconds = std::chrono::duration<double>;
 
-double seconds_since(Clock::time_point start) {
-  return Seconds(Clock::now() - start).count();
-}
-
 // spin > 0: both loops busy-poll that long before they block (Loop::set_busy_poll), pinned.
 Sample evcxx_resume_on(std::uint64_t ops, Seconds spin) {
   evcxx::LoopThread a("sbs-coro-a");

@@ -176,7 +176,7 @@ double drive(const std::vector<int>& fds, std::uint64_t ops) {
       }
     }
   }
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  return seconds_since(start);
 }
 
 // --- servers: constructed with the server ends, run on their own thread, stopped by the dtor ---

@@ -86,7 +86,7 @@ Sample stream(std::uint64_t ops, int producers) {
     go.store(true, std::memory_order_release);
     go.notify_all();
     sink.wait_for(total);
-    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    seconds = seconds_since(start);
     for (auto& t : threads) t.join();
   }
   return {total, seconds};
@@ -103,7 +103,7 @@ Sample lockstep(std::uint64_t ops, std::uint64_t batch) {
     for (std::uint64_t i = 0; i < batch; ++i) consumer.post([target] { target->run_one(); });
     sink.wait_for(b * batch);
   }
-  return {batches * batch, std::chrono::duration<double>(Clock::now() - start).count()};
+  return {batches * batch, seconds_since(start)};
 }
 
 Row post_row(std::string name, std::string what, std::uint64_t ops, Sample (*evcxx)(std::uint64_t),

@@ -52,10 +52,6 @@ namespace {
 using evcxx_bench::Eventfd;
 using evcxx_bench::throw_errno;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // Set by whoever finishes the last round trip; the benchmark thread waits for it.
 class Done {
  public:

@@ -60,10 +60,6 @@ void expect(std::uint64_t got, std::uint64_t expected, const char* what) {
   }
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // A pipe nobody writes to: its read end is never readable, nor ever writable.
 class QuietPipe {
  public:
