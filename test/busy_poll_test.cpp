@@ -428,112 +428,68 @@ TEST(BusyPoll, ServesSendsAndPostsInsideTheSpinWithoutPolling) {
 }
 
 // The batches the spin serves leave the task queue awake, so that posts wake nobody. A run()
-// nested in a callback the spin serves blocks in libev's poll like any other: a task posted from
-// another thread meanwhile must still wake it.
+// nested in a callback the spin serves must still be reached by a task posted from another thread
+// meanwhile. `inside` runs in that callback (three tasks in, the later ones served by batches that
+// stayed awake): it may prepare the nested run, and calls `run_nested` for it.
+void expect_a_run_nested_in_a_served_callback_gets_a_post(
+    const std::function<void(evcxx::Loop&, const std::function<void()>& run_nested)>& inside) {
+  evcxx::Loop loop;
+  loop.set_busy_poll(kEndless);
+  std::atomic<int> served{0};
+  std::atomic<bool> nested{false};
+  bool task_ran = false;
+  bool fallback_fired = false;
+  evcxx::Async enter(loop, [&] {
+    inside(loop, [&] {
+      evcxx::Timer fallback(loop, kHangLimit / 2, [&] { fallback_fired = true; });
+      nested.store(true, std::memory_order_release);
+      while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
+    });
+    loop.break_loop();
+  });
+  std::thread producer([&] {
+    for (int i = 1; i <= 3; ++i) {
+      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
+      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
+                  evcxx_test::kPatience);
+    }
+    enter.send();
+    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
+    loop.post([&] { task_ran = true; });
+  });
+  Watchdog dog(loop, kHangLimit);
+  loop.run();
+  producer.join();
+  EXPECT_EQ(served.load(), 3);
+  EXPECT_TRUE(task_ran);
+  EXPECT_FALSE(fallback_fired) << "the nested run never ran the post";
+  EXPECT_FALSE(dog.fired());
+}
+
+// It blocks in libev's poll like any other run: the post must wake it.
 TEST(BusyPoll, ARunNestedInAServedCallbackIsWokenByAPost) {
-  evcxx::Loop loop;
-  loop.set_busy_poll(kEndless);
-  std::atomic<int> served{0};
-  std::atomic<bool> nested{false};
-  bool task_ran = false;
-  bool fallback_fired = false;
-  evcxx::Async enter(loop, [&] {
-    evcxx::Timer fallback(loop, kHangLimit / 2, [&] { fallback_fired = true; });
-    nested.store(true, std::memory_order_release);
-    while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
-    loop.break_loop();
-  });
-  std::thread producer([&] {
-    // Tasks served by the spin, the later ones at least by a batch that stayed awake.
-    for (int i = 1; i <= 3; ++i) {
-      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
-      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
-                  evcxx_test::kPatience);
-    }
-    enter.send();
-    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
-    loop.post([&] { task_ran = true; });
-  });
-  Watchdog dog(loop, kHangLimit);
-  loop.run();
-  producer.join();
-  EXPECT_EQ(served.load(), 3);
-  EXPECT_TRUE(task_ran);
-  EXPECT_FALSE(fallback_fired) << "the nested run slept through the post";
-  EXPECT_FALSE(dog.fired());
+  expect_a_run_nested_in_a_served_callback_gets_a_post(
+      [](evcxx::Loop&, const std::function<void()>& run_nested) { run_nested(); });
 }
 
-// The same when the served callback first turns the busy poll off: its nested run has no spin
-// to settle the queue, which must settle all the same.
+// The callback first turns the busy poll off: the nested run has no spin to settle the queue,
+// which must settle all the same.
 TEST(BusyPoll, ARunNestedInAServedCallbackThatTurnsTheSpinOffIsWokenByAPost) {
-  evcxx::Loop loop;
-  loop.set_busy_poll(kEndless);
-  std::atomic<int> served{0};
-  std::atomic<bool> nested{false};
-  bool task_ran = false;
-  bool fallback_fired = false;
-  evcxx::Async enter(loop, [&] {
-    loop.set_busy_poll(0s);
-    evcxx::Timer fallback(loop, kHangLimit / 2, [&] { fallback_fired = true; });
-    nested.store(true, std::memory_order_release);
-    while (!task_ran && !fallback_fired) loop.run(evcxx::Run::once);
-    loop.break_loop();
-  });
-  std::thread producer([&] {
-    for (int i = 1; i <= 3; ++i) {
-      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
-      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
-                  evcxx_test::kPatience);
-    }
-    enter.send();
-    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
-    loop.post([&] { task_ran = true; });
-  });
-  Watchdog dog(loop, kHangLimit);
-  loop.run();
-  producer.join();
-  EXPECT_EQ(served.load(), 3);
-  EXPECT_TRUE(task_ran);
-  EXPECT_FALSE(fallback_fired) << "the nested run slept through the post";
-  EXPECT_FALSE(dog.fired());
+  expect_a_run_nested_in_a_served_callback_gets_a_post(
+      [](evcxx::Loop& loop, const std::function<void()>& run_nested) {
+        loop.set_busy_poll(0s);
+        run_nested();
+      });
 }
 
-// A run nested in a served callback whose loop will not block (an Idle is active) skips its own
-// spin: posted tasks must still reach it, through the queue's wake-up.
+// The nested run's loop will not block (an Idle is active), so it skips its own spin: the post
+// must still reach it, through the queue's wake-up.
 TEST(BusyPoll, ARunNestedInAServedCallbackWithAnIdleActiveRunsPostedTasks) {
-  evcxx::Loop loop;
-  loop.set_busy_poll(kEndless);
-  std::atomic<int> served{0};
-  std::atomic<bool> nested{false};
-  bool task_ran = false;
-  bool gave_up = false;
-  evcxx::Async enter(loop, [&] {
-    evcxx::Idle idle(loop, [] {});
-    const auto deadline = std::chrono::steady_clock::now() + kHangLimit / 2;
-    nested.store(true, std::memory_order_release);
-    while (!task_ran && !gave_up) {
-      loop.run(evcxx::Run::once);
-      gave_up = std::chrono::steady_clock::now() > deadline;
-    }
-    loop.break_loop();
-  });
-  std::thread producer([&] {
-    for (int i = 1; i <= 3; ++i) {
-      loop.post([&] { served.fetch_add(1, std::memory_order_release); });
-      yield_until([&] { return served.load(std::memory_order_acquire) == i; },
-                  evcxx_test::kPatience);
-    }
-    enter.send();
-    yield_until([&] { return nested.load(std::memory_order_acquire); }, evcxx_test::kPatience);
-    loop.post([&] { task_ran = true; });
-  });
-  Watchdog dog(loop, kHangLimit);
-  loop.run();
-  producer.join();
-  EXPECT_EQ(served.load(), 3);
-  EXPECT_TRUE(task_ran);
-  EXPECT_FALSE(gave_up) << "the nested runs never ran the posted task";
-  EXPECT_FALSE(dog.fired());
+  expect_a_run_nested_in_a_served_callback_gets_a_post(
+      [](evcxx::Loop& loop, const std::function<void()>& run_nested) {
+        evcxx::Idle idle(loop, [] {});
+        run_nested();
+      });
 }
 
 // post() promises that a task posted by a task runs after the loop polled for I/O: a served
