@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <mutex>
-#include <new>
 #include <stdexcept>
 #include <string>
+
+#include "immortal.hpp"
 
 EVCXX_BEGIN_NAMESPACE
 namespace detail {
@@ -14,12 +15,8 @@ constexpr int max_epoll_nesting = 4;
 
 class EmbedGraph {
  public:
-  static EmbedGraph& instance() noexcept {
-    // Never destroyed (loops may die at exit), and not on the heap: a start() allocates nothing.
-    alignas(EmbedGraph) static unsigned char storage[sizeof(EmbedGraph)];
-    static auto* const graph = ::new (static_cast<void*>(storage)) EmbedGraph;
-    return *graph;
-  }
+  // Loops may die at exit; a start() allocates nothing.
+  static EmbedGraph& instance() noexcept { return immortal<EmbedGraph>(); }
 
   void add(EmbedEdge& edge) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -19,6 +19,7 @@
 #include "evcxx/detail/tsan.hpp"
 #include "evcxx/error.hpp"
 #include "evcxx/watcher.hpp"
+#include "immortal.hpp"
 #include "once_wait.hpp"
 #include "platform/platform.hpp"
 #include "task_queue.hpp"
@@ -80,12 +81,8 @@ namespace {
 // Loop::from_native(): every live Loop with its ev_loop, oldest first (few entries).
 class NativeRegistry {
  public:
-  static NativeRegistry& instance() noexcept {
-    // Never destroyed: a Loop may outlive the other statics.
-    alignas(NativeRegistry) static unsigned char storage[sizeof(NativeRegistry)];
-    static auto* const registry = ::new (static_cast<void*>(storage)) NativeRegistry;
-    return *registry;
-  }
+  // A Loop may outlive the other statics.
+  static NativeRegistry& instance() noexcept { return detail::immortal<NativeRegistry>(); }
   void add(struct ev_loop* native, Loop* loop) {
     const std::lock_guard<std::mutex> lock(mutex_);
     entries_.emplace_back(native, loop);
