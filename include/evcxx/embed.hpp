@@ -50,8 +50,6 @@ struct EmbedEdge;
 /// destroyed, even once its Embed stopped (libev leaves the inner loop's epoll set in the outer
 /// one).
 ///
-/// Throws: start() also throws std::logic_error as said above.
-///
 /// Thread-safety: every member is for the outer loop's thread.
 class EVCXX_API Embed final : public Watcher<Embed, ev_embed, void()> {
  public:
